@@ -1,0 +1,31 @@
+# The project's vocabulary: make run | test | lint | bench
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): setup.py | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[testing]"
+	touch $(STAMP)
+
+## run: serve the API on http://127.0.0.1:6543 over SQLite (migrated, with demo data)
+run: $(STAMP)
+	$(BIN)/alembic -c development.ini upgrade head
+	$(BIN)/booknexus-demo-data development.ini
+	$(BIN)/pserve development.ini
+
+## test: the whole suite, on SQLite and PostgreSQL
+test: $(STAMP)
+	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check --line-length 100 booknexus tests alembic
+
+clean:
+	rm -rf $(VENV) *.egg-info booknexus.sqlite

@@ -1,0 +1,45 @@
+"""What every JSON view shares: the view decorator, pagination and serialisation."""
+
+from datetime import datetime
+
+from pyramid.renderers import JSON
+from pyramid.view import view_config
+from sqlalchemy import Select
+
+DEFAULT_LIMIT = 50
+
+
+def api_view(**settings):
+    """``view_config`` with our defaults: JSON out, request validated by the OpenAPI document."""
+    settings.setdefault("renderer", "json")
+    settings.setdefault("openapi", True)
+    return view_config(**settings)
+
+
+def query_params(request) -> dict:
+    """Validated query parameters, with the document's defaults applied."""
+    return request.openapi_validated.parameters.query
+
+
+def path_id(request) -> int:
+    return request.openapi_validated.parameters.path["id"]
+
+
+def keyset_page(session, statement: Select, key, limit: int, after: int | None, serialize):
+    """One page ordered by ``key``, starting after the cursor ``after``.
+
+    Keyset pagination: the cost of a page does not depend on how deep it is.
+    """
+    if after is not None:
+        statement = statement.where(key > after)
+    rows = session.scalars(statement.order_by(key).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [serialize(row) for row in rows]
+    return {"items": items, "next": rows[-1].id if more else None}
+
+
+def json_renderer() -> JSON:
+    renderer = JSON()
+    renderer.add_adapter(datetime, lambda value, request: value.isoformat())
+    return renderer

@@ -1,0 +1,127 @@
+from sqlalchemy import func, or_, select
+
+from booknexus.api import api_view, keyset_page, path_id, query_params
+from booknexus.books.events import BookDeleted
+from booknexus.books.models import Book
+from booknexus.checkouts.models import Checkout
+from booknexus.errors import ApiError, not_found
+
+
+def open_loans(session, book_id: int) -> int:
+    return session.scalar(
+        select(func.count())
+        .select_from(Checkout)
+        .where(Checkout.book_id == book_id, Checkout.returned_at.is_(None))
+    )
+
+
+def serialize_book(book: Book, on_loan: int) -> dict:
+    return {
+        "id": book.id,
+        "title": book.title,
+        "author": book.author,
+        "isbn": book.isbn,
+        "copies": book.copies,
+        "available": max(book.copies - on_loan, 0),
+        "createdAt": book.created_at,
+        "updatedAt": book.updated_at,
+    }
+
+
+def get_book(request, book_id: int, for_update: bool = False) -> Book:
+    book = request.dbsession.get(Book, book_id, with_for_update=for_update)
+    if book is None:
+        raise not_found("book", book_id)
+    return book
+
+
+def ensure_isbn_free(request, isbn: str | None, book_id: int | None = None) -> None:
+    if isbn is None:
+        return
+    owner = request.dbsession.scalar(select(Book.id).where(Book.isbn == isbn))
+    if owner is not None and owner != book_id:
+        raise ApiError(409, "isbn_taken", f"ISBN {isbn} is already in the catalogue.", {"isbn": isbn})
+
+
+@api_view(route_name="books", request_method="GET")
+def list_books(request):
+    params = query_params(request)
+    statement = select(Book)
+    if params.get("q"):
+        # escape LIKE's wildcards so `q` is matched as typed
+        pattern = "%" + params["q"].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        statement = statement.where(
+            or_(
+                func.lower(Book.title).like(pattern, escape="\\"),
+                func.lower(Book.author).like(pattern, escape="\\"),
+            )
+        )
+    page = keyset_page(
+        request.dbsession, statement, Book.id, params["limit"], params.get("after"), lambda b: b
+    )
+    on_loan = loans_by_book(request.dbsession, [book.id for book in page["items"]])
+    page["items"] = [serialize_book(book, on_loan.get(book.id, 0)) for book in page["items"]]
+    return page
+
+
+def loans_by_book(session, book_ids: list[int]) -> dict[int, int]:
+    """Open loans per book for a whole page, in one query."""
+    if not book_ids:
+        return {}
+    rows = session.execute(
+        select(Checkout.book_id, func.count())
+        .where(Checkout.book_id.in_(book_ids), Checkout.returned_at.is_(None))
+        .group_by(Checkout.book_id)
+    )
+    return dict(rows.all())
+
+
+@api_view(route_name="books", request_method="POST")
+def create_book(request):
+    body = request.openapi_validated.body
+    ensure_isbn_free(request, body.get("isbn"))
+    book = Book(
+        title=body["title"], author=body["author"], isbn=body.get("isbn"), copies=body["copies"]
+    )
+    request.dbsession.add(book)
+    request.dbsession.flush()
+    request.response.status_int = 201
+    return serialize_book(book, 0)
+
+
+@api_view(route_name="book", request_method="GET")
+def show_book(request):
+    book = get_book(request, path_id(request))
+    return serialize_book(book, open_loans(request.dbsession, book.id))
+
+
+@api_view(route_name="book", request_method="PATCH")
+def update_book(request):
+    # Locked like a checkout locks it, so copies and open loans are read consistently.
+    book = get_book(request, path_id(request), for_update=True)
+    body = request.openapi_validated.body
+    on_loan = open_loans(request.dbsession, book.id)
+    if "isbn" in body:
+        ensure_isbn_free(request, body["isbn"], book.id)
+    if "copies" in body and body["copies"] < on_loan:
+        raise ApiError(
+            409,
+            "copies_on_loan",
+            f"{on_loan} copies are on loan; copies cannot drop to {body['copies']}.",
+            {"copies": body["copies"], "onLoan": on_loan},
+        )
+    for field in ("title", "author", "isbn", "copies"):
+        if field in body:
+            setattr(book, field, body[field])
+    request.dbsession.flush()
+    return serialize_book(book, on_loan)
+
+
+@api_view(route_name="book", request_method="DELETE")
+def delete_book(request):
+    book = get_book(request, path_id(request), for_update=True)
+    request.registry.notify(BookDeleted(book, request))
+    request.dbsession.delete(book)
+    request.dbsession.flush()
+    request.response.status_int = 204
+    return request.response

@@ -1,0 +1,85 @@
+"""Engine, sessions and the per-request transaction.
+
+``request.dbsession`` is the only way views reach the database: a session joined to
+the request's transaction (pyramid_tm), committed only if the view succeeds.
+"""
+
+import os
+
+import zope.sqlalchemy
+from sqlalchemy import engine_from_config, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+DATABASE_URL_ENV = "BOOKNEXUS_DATABASE_URL"
+
+
+def database_url(settings: dict) -> str:
+    """The database URL: the environment wins over the ini file, so no ini holds credentials."""
+    return os.environ.get(DATABASE_URL_ENV) or settings["sqlalchemy.url"]
+
+
+def get_engine(settings: dict, prefix: str = "sqlalchemy.", **overrides) -> Engine:
+    options = {**settings, f"{prefix}url": database_url(settings)}
+    # pre-ping replaces connections killed by a database restart instead of failing a request
+    options.setdefault(f"{prefix}pool_pre_ping", True)
+    engine = engine_from_config(options, prefix, **overrides)
+    if engine.dialect.name == "sqlite":
+        configure_sqlite(engine)
+    return engine
+
+
+def configure_sqlite(engine: Engine) -> None:
+    """Make SQLite behave like PostgreSQL where it matters to us.
+
+    Foreign keys (and so ON DELETE CASCADE) are off by default in SQLite, and pysqlite's
+    own transaction handling breaks SAVEPOINT and transactional DDL; SQLAlchemy's
+    documented recipe hands transaction control back to SQLAlchemy.
+    """
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, connection_record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection):
+        connection.exec_driver_sql("BEGIN")
+
+
+def get_session_factory(engine: Engine) -> sessionmaker:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def get_tm_session(session_factory: sessionmaker, transaction_manager, **kwargs) -> Session:
+    session = session_factory(**kwargs)
+    zope.sqlalchemy.register(session, transaction_manager=transaction_manager)
+    return session
+
+
+def request_dbsession(request) -> Session:
+    # Tests hand in a connection inside an outer transaction: each request then works in a
+    # savepoint that pyramid_tm releases or rolls back, exactly as it would commit or abort.
+    connection = request.environ.get("app.dbconnection")
+    factory = request.registry["dbsession_factory"]
+    if connection is not None:
+        return get_tm_session(
+            factory, request.tm, bind=connection, join_transaction_mode="create_savepoint"
+        )
+    return get_tm_session(factory, request.tm)
+
+
+def includeme(config):
+    """Engine, session factory, pyramid_tm and pyramid_retry; ``request.dbsession``."""
+    settings = config.get_settings()
+    settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    config.include("pyramid_tm")
+    config.include("pyramid_retry")
+
+    engine = get_engine(settings)
+    config.registry["dbengine"] = engine
+    config.registry["dbsession_factory"] = get_session_factory(engine)
+    config.add_request_method(request_dbsession, "dbsession", reify=True)

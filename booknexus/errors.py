@@ -1,0 +1,120 @@
+"""The one error contract: ``{"error": {"status", "code", "message", "details"}}``.
+
+Views raise ``ApiError``; everything else that can go wrong is turned into the same
+shape here, so a client never sees an HTML page or a traceback.
+"""
+
+import logging
+
+from pyramid.httpexceptions import HTTPException, HTTPNotFound
+from pyramid.exceptions import PredicateMismatch
+from pyramid.view import exception_view_config
+from pyramid_openapi3.exceptions import RequestValidationError, extract_errors
+from sqlalchemy import exc as sa_exc
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details=None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached (or is not yet usable); answered with a 503."""
+
+
+def not_found(kind: str, id_: int) -> ApiError:
+    return ApiError(404, f"{kind}_not_found", f"No {kind} with id {id_}.", {"id": id_})
+
+
+def error_response(request, status: int, code: str, message: str, details=None):
+    response = request.response
+    response.status_int = status
+    response.json_body = {
+        "error": {"status": status, "code": code, "message": message, "details": details}
+    }
+    return response
+
+
+@exception_view_config(ApiError)
+def api_error(exc, request):
+    return error_response(request, exc.status, exc.code, exc.message, exc.details)
+
+
+def request_validation_error(exc, request):
+    """Registered by the app factory over pyramid_openapi3's own list-shaped answer."""
+    details = [
+        {key: error[key] for key in ("field", "message") if key in error}
+        for error in extract_errors(request, exc.errors)
+    ]
+    return error_response(request, 400, "invalid_request", "The request is not valid.", details)
+
+
+@exception_view_config(PredicateMismatch)
+def method_not_allowed(exc, request):
+    return error_response(
+        request, 405, "method_not_allowed", f"{request.method} is not allowed on {request.path}."
+    )
+
+
+@exception_view_config(HTTPNotFound)
+def route_not_found(exc, request):
+    return error_response(request, 404, "not_found", f"Nothing at {request.path}.")
+
+
+@exception_view_config(HTTPException)
+def http_exception(exc, request):
+    if exc.code >= 500:
+        log.error("HTTP %s on %s %s", exc.code, request.method, request.path)
+    return error_response(request, exc.code, exc.title.lower().replace(" ", "_"), exc.explanation)
+
+
+def database_unavailable(exc, request):
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+    response = error_response(
+        request, 503, "database_unavailable", "The database cannot be reached; retry later."
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+@exception_view_config(sa_exc.DataError)
+@exception_view_config(UnicodeEncodeError)
+def invalid_value(exc, request):
+    # Values the schema admits but the database refuses (e.g. NUL bytes, lone surrogates).
+    return error_response(
+        request, 400, "invalid_value", "A value in the request cannot be stored."
+    )
+
+
+@exception_view_config(sa_exc.IntegrityError)
+def integrity_error(exc, request):
+    # Views check what they can first; this answers the races they cannot see coming.
+    log.info("integrity error on %s %s: %s", request.method, request.path, exc.orig)
+    return error_response(
+        request, 409, "conflict", "The request conflicts with the current state; retry."
+    )
+
+
+@exception_view_config(Exception)
+def internal_error(exc, request):
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(request, 500, "internal_error", "Something went wrong on our side.")
+
+
+def includeme(config):
+    """Exception views for an unreachable database; the rest are found by the app's scan."""
+    for unavailable in (
+        DatabaseUnavailable,
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.TimeoutError,
+    ):
+        config.add_exception_view(database_unavailable, context=unavailable)

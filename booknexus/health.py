@@ -1,0 +1,27 @@
+"""GET /health: does the service answer, and does its database?"""
+
+import logging
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from booknexus.api import api_view
+
+log = logging.getLogger(__name__)
+
+
+@api_view(route_name="health", request_method="GET")
+def health(request):
+    engine = request.registry["dbengine"]
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        log.warning("health check: database unreachable: %s", exc.orig)
+        request.response.status_int = 503
+        return {"status": "degraded", "database": "unreachable"}
+    return {"status": "ok", "database": "ok"}
+
+
+def includeme(config):
+    config.add_route("health", "/health")

@@ -1,0 +1,6 @@
+"""The checkout log: an append-only, replayable record of every change to every checkout."""
+
+
+def includeme(config):
+    config.add_route("checkout_events", "/checkout-events")
+    config.add_route("checkout_history", "/checkouts/{id}/events")

@@ -1,0 +1,136 @@
+"""Appending to the checkout log, always in the transaction that makes the change.
+
+On PostgreSQL every append first takes ``LOCK TABLE "CheckoutEvents" IN EXCLUSIVE MODE``:
+appending transactions then assign positions and commit one after the other, so a reader
+that has seen position N can never later see a lower position appear (gapless tailing).
+Readers are not blocked: EXCLUSIVE mode still admits plain SELECTs.
+"""
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    select,
+    text,
+)
+from sqlalchemy.orm import Session
+
+from booknexus.checkouts.models import Checkout
+from booknexus.log.models import CheckoutEvent
+from booknexus.meta import utcnow
+
+CHECKED_OUT = "checked_out"
+RENEWED = "renewed"
+RETURNED = "returned"
+DELETED = "deleted"
+PURGED = "purged"
+IMPORTED = "imported"
+EVENT_TYPES = (CHECKED_OUT, RENEWED, RETURNED, DELETED, PURGED, IMPORTED)
+
+# The fields of a checkout that the log carries in ``data``, and replays.
+STATE_FIELDS = ("checkedOutAt", "dueAt", "returnedAt", "renewals")
+
+
+def lock_log(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text('LOCK TABLE "CheckoutEvents" IN EXCLUSIVE MODE'))
+
+
+def checkout_state(checkout: Checkout) -> dict:
+    return {
+        "checkedOutAt": checkout.checked_out_at.isoformat(),
+        "dueAt": checkout.due_at.isoformat(),
+        "returnedAt": checkout.returned_at.isoformat() if checkout.returned_at else None,
+        "renewals": checkout.renewals,
+    }
+
+
+def append(session: Session, checkout: Checkout, type_: str, **extra) -> None:
+    """Record one change to one checkout (already flushed, so it has its id)."""
+    lock_log(session)
+    session.add(
+        CheckoutEvent(
+            checkout_id=checkout.id,
+            user_id=checkout.user_id,
+            book_id=checkout.book_id,
+            type=type_,
+            occurred_at=utcnow(),
+            data={**checkout_state(checkout), **extra},
+        )
+    )
+    session.flush()
+
+
+def _iso(dialect: str, column) -> ColumnElement:
+    if dialect == "postgresql":
+        return column  # json_build_object renders timestamptz as ISO 8601 with offset
+    # SQLite keeps UTC as 'YYYY-MM-DD HH:MM:SS.ffffff'
+    return func.replace(column, " ", "T").concat("+00:00")
+
+
+def state_json(dialect: str, source, **extra) -> ColumnElement:
+    """SQL building the ``data`` of an event from a checkout row, for set-based appends."""
+    pairs = []
+    for field, column in (
+        ("checkedOutAt", _iso(dialect, source.c.checkedOutAt)),
+        ("dueAt", _iso(dialect, source.c.dueAt)),
+        ("returnedAt", _iso(dialect, source.c.returnedAt)),
+        ("renewals", source.c.renewals),
+        *((key, null() if value is None else cast(literal(value), String)) for key, value in extra.items()),
+    ):
+        # keys are our own constants; inline them, as PostgreSQL cannot type a parameter
+        # passed to json_build_object's variadic "any"
+        pairs += [literal_column(f"'{field}'"), column]
+    build = func.json_build_object if dialect == "postgresql" else func.json_object
+    return build(*pairs)
+
+
+def event_rows(dialect: str, source, type_: str, **extra) -> Select:
+    """SELECT producing one event row per checkout row in ``source``."""
+    return select(
+        source.c.id,
+        source.c.userId,
+        source.c.bookId,
+        literal(type_),
+        literal(utcnow(), CheckoutEvent.occurred_at.type),
+        state_json(dialect, source, **extra),
+    )
+
+
+EVENT_COLUMNS = ["checkoutId", "userId", "bookId", "type", "occurredAt", "data"]
+
+
+def delete_and_append(session: Session, where, type_: str, **extra) -> int:
+    """Delete every checkout matching ``where`` and log each one, set-based.
+
+    PostgreSQL does it in one statement (``WITH gone AS (DELETE ... RETURNING *) INSERT``),
+    so the log records exactly the rows deleted. SQLite, whose single writer excludes any
+    race, logs the matching rows with INSERT ... SELECT and then deletes them.
+    Returns the number of checkouts deleted.
+    """
+    lock_log(session)
+    dialect = session.get_bind().dialect.name
+    checkouts = Checkout.__table__
+    events = CheckoutEvent.__table__
+    if dialect == "postgresql":
+        gone = delete(checkouts).where(where).returning(*checkouts.c).cte("gone")
+        statement = (
+            insert(events)
+            .add_cte(gone)  # a data-modifying CTE must sit at the top of the statement
+            .from_select(EVENT_COLUMNS, event_rows(dialect, gone, type_, **extra).order_by(gone.c.id))
+        )
+        return session.execute(statement).rowcount
+    source = select(checkouts).where(where).subquery()
+    session.execute(
+        insert(events).from_select(
+            EVENT_COLUMNS, event_rows(dialect, source, type_, **extra).order_by(source.c.id)
+        )
+    )
+    return session.execute(delete(checkouts).where(where)).rowcount

@@ -1,0 +1,9 @@
+"""Every mapped class, imported in one place so the metadata is complete (alembic, scripts)."""
+
+from booknexus.books.models import Book
+from booknexus.checkouts.models import Checkout
+from booknexus.log.models import CheckoutEvent
+from booknexus.meta import Base
+from booknexus.users.models import User
+
+__all__ = ["Base", "Book", "Checkout", "CheckoutEvent", "User"]

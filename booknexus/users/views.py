@@ -1,0 +1,78 @@
+from sqlalchemy import select
+
+from booknexus.api import api_view, keyset_page, path_id, query_params
+from booknexus.errors import ApiError, not_found
+from booknexus.users.events import UserDeleted
+from booknexus.users.models import User
+
+
+def serialize_user(user: User) -> dict:
+    return {
+        "id": user.id,
+        "name": user.name,
+        "email": user.email,
+        "createdAt": user.created_at,
+        "updatedAt": user.updated_at,
+    }
+
+
+def get_user(request, user_id: int, for_update: bool = False) -> User:
+    user = request.dbsession.get(User, user_id, with_for_update=for_update)
+    if user is None:
+        raise not_found("user", user_id)
+    return user
+
+
+def ensure_email_free(request, email: str, user_id: int | None = None) -> None:
+    owner = request.dbsession.scalar(select(User.id).where(User.email == email))
+    if owner is not None and owner != user_id:
+        raise ApiError(409, "email_taken", f"{email} is already registered.", {"email": email})
+
+
+@api_view(route_name="users", request_method="GET")
+def list_users(request):
+    params = query_params(request)
+    return keyset_page(
+        request.dbsession, select(User), User.id, params["limit"], params.get("after"),
+        serialize_user,
+    )
+
+
+@api_view(route_name="users", request_method="POST")
+def create_user(request):
+    body = request.openapi_validated.body
+    ensure_email_free(request, body["email"])
+    user = User(name=body["name"], email=body["email"])
+    request.dbsession.add(user)
+    request.dbsession.flush()
+    request.response.status_int = 201
+    return serialize_user(user)
+
+
+@api_view(route_name="user", request_method="GET")
+def show_user(request):
+    return serialize_user(get_user(request, path_id(request)))
+
+
+@api_view(route_name="user", request_method="PATCH")
+def update_user(request):
+    user = get_user(request, path_id(request))
+    body = request.openapi_validated.body
+    if "email" in body:
+        ensure_email_free(request, body["email"], user.id)
+    for field in ("name", "email"):
+        if field in body:
+            setattr(user, field, body[field])
+    request.dbsession.flush()
+    return serialize_user(user)
+
+
+@api_view(route_name="user", request_method="DELETE")
+def delete_user(request):
+    # Lock the user first so no checkout can be added for them while theirs are removed.
+    user = get_user(request, path_id(request), for_update=True)
+    request.registry.notify(UserDeleted(user, request))
+    request.dbsession.delete(user)
+    request.dbsession.flush()
+    request.response.status_int = 204
+    return request.response

@@ -1,0 +1,41 @@
+from setuptools import find_packages, setup
+
+requires = [
+    "pyramid>=2.0",
+    "waitress>=3.0",
+    "SQLAlchemy>=2.0",
+    "alembic>=1.13",
+    "zope.sqlalchemy>=3.1",
+    "transaction>=4.0",
+    "pyramid_tm>=2.5",
+    "pyramid_retry>=2.1",
+    "psycopg[binary]>=3.1",
+    "pyramid_openapi3>=0.19",
+]
+
+tests_require = [
+    "pytest>=8.0",
+    "webtest>=3.0",
+    "hypothesis>=6.100",
+    "schemathesis>=4.0",
+    "ruff>=0.5",
+]
+
+setup(
+    name="booknexus",
+    version="0.1.0",
+    description="BookNexus: the back end of a library (users, books, checkouts) as a Pyramid JSON API",
+    python_requires=">=3.11",
+    packages=find_packages(exclude=["tests"]),
+    include_package_data=True,
+    package_data={"booknexus": ["openapi.yaml"]},
+    zip_safe=False,
+    install_requires=requires,
+    extras_require={"testing": tests_require},
+    entry_points={
+        "paste.app_factory": ["main = booknexus:main"],
+        "console_scripts": [
+            "booknexus-demo-data = booknexus.scripts.demo_data:main",
+        ],
+    },
+)

@@ -1,0 +1,189 @@
+"""Fixtures: real SQLite and real PostgreSQL, migrated by Alembic, behind the real WSGI app.
+
+Every functional test runs once per backend (ids ``[sqlite]`` / ``[postgresql]``). Each test
+works inside one outer transaction that is rolled back at the end; every request inside it
+runs in a savepoint that pyramid_tm releases or rolls back, as it would commit or abort.
+Tests that need real commits (concurrency, startup, migrations) take a fresh database.
+"""
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import webtest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import make_url
+
+import booknexus
+from booknexus.db import DATABASE_URL_ENV
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get(
+    "BOOKNEXUS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_PG = os.environ.get("BOOKNEXUS_REQUIRE_PG") == "1"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@contextlib.contextmanager
+def database_url_env(url: str):
+    """BOOKNEXUS_DATABASE_URL set for the duration, as an operator would set it."""
+    previous = os.environ.get(DATABASE_URL_ENV)
+    os.environ[DATABASE_URL_ENV] = url
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[DATABASE_URL_ENV]
+        else:
+            os.environ[DATABASE_URL_ENV] = previous
+
+
+def alembic_config() -> Config:
+    return Config(str(ROOT / "development.ini"))
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    with database_url_env(url):
+        command.upgrade(alembic_config(), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    with database_url_env(url):
+        command.downgrade(alembic_config(), revision)
+
+
+def app_settings(url: str, **overrides) -> dict:
+    return {
+        "sqlalchemy.url": url,
+        "retry.attempts": "3",
+        "booknexus.loan_days": "14",
+        "booknexus.max_renewals": "2",
+        **overrides,
+    }
+
+
+class PostgresServer:
+    """Throwaway databases on the PostgreSQL server named by BOOKNEXUS_TEST_PG_URL."""
+
+    def __init__(self, admin_url: str):
+        self.admin_url = make_url(admin_url)
+        self.engine = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        self.created: list[str] = []
+
+    def url_for(self, name: str) -> str:
+        return self.admin_url.set(database=name).render_as_string(hide_password=False)
+
+    def create(self, template: str | None = None) -> str:
+        name = f"booknexus_test_{uuid.uuid4().hex[:12]}"
+        clause = f' TEMPLATE "{template}"' if template else ""
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"{clause}')
+        self.created.append(name)
+        return self.url_for(name)
+
+    def drop(self, url: str) -> None:
+        name = make_url(url).database
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.created.remove(name)
+
+    def drop_all(self) -> None:
+        for name in list(self.created):
+            self.drop(self.url_for(name))
+        self.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    server = PostgresServer(PG_ADMIN_URL)
+    try:
+        with server.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    except sa.exc.OperationalError as exc:
+        message = f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc.orig}"
+        if REQUIRE_PG:
+            pytest.fail(f"BOOKNEXUS_REQUIRE_PG=1 and {message}")
+        print(f"\n{'!' * 70}\nSKIPPING POSTGRESQL TESTS: {message}\n{'!' * 70}")
+        pytest.skip(message)
+    yield server
+    server.drop_all()
+
+
+@pytest.fixture(scope="session")
+def pg_template(postgres):
+    """A database migrated to head once, copied for every test that needs its own."""
+    url = postgres.create()
+    migrate(url)
+    return make_url(url).database
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sqlite") / "template.sqlite"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def fresh_database(request, tmp_path):
+    """Make an empty, migrated database of the given backend that the test may commit to."""
+
+    def make(backend: str) -> str:
+        if backend == "postgresql":
+            server = request.getfixturevalue("postgres")
+            return server.create(template=request.getfixturevalue("pg_template"))
+        path = tmp_path / f"{uuid.uuid4().hex[:8]}.sqlite"
+        path.write_bytes(request.getfixturevalue("sqlite_template").read_bytes())
+        return f"sqlite:///{path}"
+
+    return make
+
+
+@pytest.fixture
+def empty_database(request, tmp_path):
+    """Make a database with nothing in it (for migrations and legacy schemas)."""
+
+    def make(backend: str) -> str:
+        if backend == "postgresql":
+            return request.getfixturevalue("postgres").create()
+        return f"sqlite:///{tmp_path / uuid.uuid4().hex[:8]}.sqlite"
+
+    return make
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def app(backend, request, tmp_path_factory):
+    """The WSGI app over a database of its own, built once per backend."""
+    if backend == "postgresql":
+        server = request.getfixturevalue("postgres")
+        url = server.create()
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('app') / 'app.sqlite'}"
+    migrate(url)
+    application = booknexus.main({}, **app_settings(url))
+    yield application
+    application.registry["dbengine"].dispose()
+
+
+@pytest.fixture
+def dbconnection(app):
+    engine = app.registry["dbengine"]
+    with engine.connect() as connection:
+        outer = connection.begin()
+        yield connection
+        outer.rollback()
+
+
+@pytest.fixture
+def testapp(app, dbconnection):
+    return webtest.TestApp(app, extra_environ={"app.dbconnection": dbconnection})

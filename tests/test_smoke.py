@@ -1,0 +1,2 @@
+def test_health(testapp):
+    assert testapp.get("/health").json == {"status": "ok", "database": "ok"}
