@@ -36,6 +36,7 @@ setup(
         "paste.app_factory": ["main = booknexus:main"],
         "console_scripts": [
             "booknexus-demo-data = booknexus.scripts.demo_data:main",
+            "booknexus-check = booknexus.scripts.check:main",
         ],
     },
 )

@@ -3,7 +3,7 @@
 from importlib.resources import files
 
 from pyramid.config import Configurator
-from pyramid_openapi3.exceptions import RequestValidationError
+from pyramid_openapi3.exceptions import RequestValidationError, ResponseValidationError
 
 from booknexus.api import json_renderer
 from booknexus.errors import request_validation_error
@@ -21,7 +21,8 @@ def main(global_config, **settings):
         config.pyramid_openapi3_add_explorer(route="/docs/")
         # our error shape replaces pyramid_openapi3's: commit its view first, then override
         config.commit()
-        config.add_exception_view(request_validation_error, context=RequestValidationError)
+        for invalid in (RequestValidationError, ResponseValidationError):
+            config.add_exception_view(request_validation_error, context=invalid)
         # one JSON error contract for every failure
         config.include("booknexus.errors")
         # the domain: one package per concept, each registering its routes

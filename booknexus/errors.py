@@ -6,10 +6,10 @@ shape here, so a client never sees an HTML page or a traceback.
 
 import logging
 
-from pyramid.httpexceptions import HTTPException, HTTPNotFound
 from pyramid.exceptions import PredicateMismatch
+from pyramid.httpexceptions import HTTPException, HTTPNotFound
 from pyramid.view import exception_view_config
-from pyramid_openapi3.exceptions import RequestValidationError, extract_errors
+from pyramid_openapi3.exceptions import ResponseValidationError, extract_errors
 from sqlalchemy import exc as sa_exc
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ def not_found(kind: str, id_: int) -> ApiError:
 def error_response(request, status: int, code: str, message: str, details=None):
     response = request.response
     response.status_int = status
+    response.content_type = "application/json"
     response.json_body = {
         "error": {"status": status, "code": code, "message": message, "details": details}
     }
@@ -50,6 +51,11 @@ def api_error(exc, request):
 
 def request_validation_error(exc, request):
     """Registered by the app factory over pyramid_openapi3's own list-shaped answer."""
+    if isinstance(exc, ResponseValidationError):
+        # our answer contradicts our own document: a bug on our side, never the client's
+        log.error("response to %s %s contradicts the OpenAPI document: %s",
+                  request.method, request.path, exc)
+        return error_response(request, 500, "internal_error", "Something went wrong on our side.")
     details = [
         {key: error[key] for key in ("field", "message") if key in error}
         for error in extract_errors(request, exc.errors)

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import webtest
-from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
 import booknexus
+from alembic import command
 from booknexus.db import DATABASE_URL_ENV
 
 ROOT = Path(__file__).resolve().parent.parent

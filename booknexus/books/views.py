@@ -1,3 +1,4 @@
+from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import func, or_, select
 
 from booknexus.api import api_view, keyset_page, path_id, query_params
@@ -123,5 +124,4 @@ def delete_book(request):
     request.registry.notify(BookDeleted(book, request))
     request.dbsession.delete(book)
     request.dbsession.flush()
-    request.response.status_int = 204
-    return request.response
+    return HTTPNoContent()

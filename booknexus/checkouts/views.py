@@ -1,5 +1,6 @@
 from datetime import timedelta
 
+from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import select
 
 from booknexus.api import api_view, keyset_page, path_id, query_params
@@ -108,8 +109,7 @@ def delete_checkout(request):
     )
     if not deleted:
         raise not_found("checkout", checkout_id)
-    request.response.status_int = 204
-    return request.response
+    return HTTPNoContent()
 
 
 @api_view(route_name="checkout_return", request_method="POST")

@@ -21,6 +21,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import Session
+from zope.sqlalchemy import mark_changed
 
 from booknexus.checkouts.models import Checkout
 from booknexus.log.models import CheckoutEvent
@@ -116,17 +117,22 @@ def delete_and_append(session: Session, where, type_: str, **extra) -> int:
     Returns the number of checkouts deleted.
     """
     lock_log(session)
+    # zope.sqlalchemy cannot see writes hidden in a SELECT's CTEs: without this, pyramid_tm
+    # would roll the request back as read-only.
+    mark_changed(session)
     dialect = session.get_bind().dialect.name
     checkouts = Checkout.__table__
     events = CheckoutEvent.__table__
     if dialect == "postgresql":
         gone = delete(checkouts).where(where).returning(*checkouts.c).cte("gone")
-        statement = (
+        logged = (
             insert(events)
-            .add_cte(gone)  # a data-modifying CTE must sit at the top of the statement
             .from_select(EVENT_COLUMNS, event_rows(dialect, gone, type_, **extra).order_by(gone.c.id))
+            .returning(events.c.id)
+            .cte("logged")
         )
-        return session.execute(statement).rowcount
+        # the count comes back, not the rows
+        return session.scalar(select(func.count()).select_from(logged))
     source = select(checkouts).where(where).subquery()
     session.execute(
         insert(events).from_select(

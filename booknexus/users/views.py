@@ -1,3 +1,4 @@
+from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import select
 
 from booknexus.api import api_view, keyset_page, path_id, query_params
@@ -74,5 +75,4 @@ def delete_user(request):
     request.registry.notify(UserDeleted(user, request))
     request.dbsession.delete(user)
     request.dbsession.flush()
-    request.response.status_int = 204
-    return request.response
+    return HTTPNoContent()

@@ -1,0 +1,26 @@
+"""Small builders shared by the functional tests: they go through the API like a client."""
+
+import itertools
+
+_serial = itertools.count(1)
+
+
+def make_user(testapp, **fields) -> dict:
+    n = next(_serial)
+    body = {"name": f"Reader {n}", "email": f"reader{n}@example.org", **fields}
+    return testapp.post_json("/users", body, status=201).json
+
+
+def make_book(testapp, **fields) -> dict:
+    n = next(_serial)
+    body = {"title": f"Book {n}", "author": f"Author {n}", **fields}
+    return testapp.post_json("/books", body, status=201).json
+
+
+def checkout(testapp, user, book, status=201, **fields) -> dict:
+    body = {"userId": user["id"], "bookId": book["id"], **fields}
+    return testapp.post_json("/checkouts", body, status=status).json
+
+
+def error_code(response) -> str:
+    return response.json["error"]["code"]

@@ -1,2 +1,0 @@
-def test_health(testapp):
-    assert testapp.get("/health").json == {"status": "ok", "database": "ok"}
