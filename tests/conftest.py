@@ -7,7 +7,11 @@ Tests that need real commits (concurrency, startup, migrations) take a fresh dat
 """
 
 import contextlib
+import json
 import os
+import threading
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -187,3 +191,50 @@ def dbconnection(app):
 @pytest.fixture
 def testapp(app, dbconnection):
     return webtest.TestApp(app, extra_environ={"app.dbconnection": dbconnection})
+
+
+class Served:
+    """A real waitress server on 127.0.0.1 in a thread, over its own database."""
+
+    def __init__(self, app, threads: int = 8):
+        import waitress.server
+
+        self.app = app
+        self.server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=threads)
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+
+    def request(self, method: str, path: str, body=None) -> tuple[int, dict | None]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                payload = response.read()
+                return response.status, json.loads(payload) if payload else None
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, json.loads(error.read())
+
+    def close(self) -> None:
+        self.server.close()
+        self.thread.join(timeout=5)
+        self.app.registry["dbengine"].dispose()
+
+
+@pytest.fixture
+def serve(fresh_database):
+    """Start a waitress server for ``backend`` over a fresh database; closed after the test."""
+    started: list[Served] = []
+
+    def start(backend: str, **settings) -> Served:
+        url = fresh_database(backend)
+        served = Served(booknexus.main({}, **app_settings(url, **settings)))
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.close()
