@@ -2,9 +2,12 @@
 
 from datetime import datetime
 
+from pyramid.events import NewRequest, subscriber
 from pyramid.renderers import JSON
 from pyramid.view import view_config
 from sqlalchemy import Select
+
+from booknexus.errors import ApiError
 
 DEFAULT_LIMIT = 50
 
@@ -43,3 +46,15 @@ def json_renderer() -> JSON:
     renderer = JSON()
     renderer.add_adapter(datetime, lambda value, request: value.isoformat())
     return renderer
+
+
+@subscriber(NewRequest)
+def reject_undecodable_body(event):
+    # JSON is UTF-8 (RFC 8259); say so plainly instead of letting the validator trip on it
+    request = event.request
+    if request.content_length:
+        try:
+            request.body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ApiError(400, "invalid_encoding", "The request body is not UTF-8.",
+                           {"position": exc.start}) from None

@@ -117,9 +117,6 @@ def delete_and_append(session: Session, where, type_: str, **extra) -> int:
     Returns the number of checkouts deleted.
     """
     lock_log(session)
-    # zope.sqlalchemy cannot see writes hidden in a SELECT's CTEs: without this, pyramid_tm
-    # would roll the request back as read-only.
-    mark_changed(session)
     dialect = session.get_bind().dialect.name
     checkouts = Checkout.__table__
     events = CheckoutEvent.__table__
@@ -132,11 +129,16 @@ def delete_and_append(session: Session, where, type_: str, **extra) -> int:
             .cte("logged")
         )
         # the count comes back, not the rows
-        return session.scalar(select(func.count()).select_from(logged))
-    source = select(checkouts).where(where).subquery()
-    session.execute(
-        insert(events).from_select(
-            EVENT_COLUMNS, event_rows(dialect, source, type_, **extra).order_by(source.c.id)
+        deleted = session.scalar(select(func.count()).select_from(logged))
+    else:
+        source = select(checkouts).where(where).subquery()
+        session.execute(
+            insert(events).from_select(
+                EVENT_COLUMNS, event_rows(dialect, source, type_, **extra).order_by(source.c.id)
+            )
         )
-    )
-    return session.execute(delete(checkouts).where(where)).rowcount
+        deleted = session.execute(delete(checkouts).where(where)).rowcount
+    # zope.sqlalchemy cannot see writes made by Core statements (least of all inside a
+    # SELECT's CTEs): without this, pyramid_tm would roll the request back as read-only.
+    mark_changed(session)
+    return deleted

@@ -1,0 +1,102 @@
+"""One error contract: every failure is JSON with the right 4xx/5xx, never HTML or a 500."""
+
+import pytest
+import webtest
+from helpers import make_book, make_user
+
+import booknexus
+from conftest import app_settings
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    assert response.status_int == status
+    assert response.content_type == "application/json"
+    assert set(response.json) == {"error"}
+    error = response.json["error"]
+    assert (error["status"], error["code"]) == (status, code)
+    assert isinstance(error["message"], str) and error["message"]
+    return error
+
+
+def fields(error) -> set:
+    return {detail.get("field") for detail in error["details"]}
+
+
+@pytest.mark.parametrize("path", ["/users/abc", "/users/0", "/books/-3", "/checkouts/99999999999", "/checkouts/1.5"])
+def test_bad_path_id_is_400(testapp, path):
+    error = assert_error(testapp.get(path, status=400), 400, "invalid_request")
+    assert fields(error) == {"id"}
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=501", "limit=ten", "after=-1"])
+def test_bad_pagination_is_400(testapp, query):
+    error = assert_error(testapp.get(f"/users?{query}", status=400), 400, "invalid_request")
+    assert fields(error) <= {"limit", "after"} and fields(error)
+
+
+def test_missing_and_mistyped_fields_are_400_with_the_fields_named(testapp):
+    error = assert_error(testapp.post_json("/users", {"name": "x"}, status=400), 400, "invalid_request")
+    assert "email" in str(error["details"])
+    error = assert_error(
+        testapp.post_json("/checkouts", {"userId": "one", "bookId": 1}, status=400), 400, "invalid_request"
+    )
+    assert fields(error) == {"userId"}
+    error = assert_error(
+        testapp.post_json("/books", {"title": "", "author": "A"}, status=400), 400, "invalid_request"
+    )
+    assert fields(error) == {"title"}
+
+
+def test_unknown_fields_are_400(testapp):
+    response = testapp.post_json("/users", {"name": "x", "email": "x@example.org", "role": "admin"}, status=400)
+    error = assert_error(response, 400, "invalid_request")
+    assert "role" in error["details"][0]["message"]
+
+
+def test_malformed_json_is_400(testapp):
+    response = testapp.post("/users", "{not json", content_type="application/json", status=400)
+    assert_error(response, 400, "invalid_request")
+
+
+def test_empty_patch_is_400(testapp):
+    user = make_user(testapp)
+    assert_error(testapp.patch_json(f"/users/{user['id']}", {}, status=400), 400, "invalid_request")
+
+
+@pytest.mark.parametrize("value", ["nul\x00byte", "lone \ud800 surrogate"])
+def test_unstorable_text_is_400_and_nothing_is_written(testapp, value):
+    response = testapp.post_json("/books", {"title": value, "author": "Nobody"}, status=400)
+    assert response.json["error"]["status"] == 400
+    assert testapp.get("/books", {"q": "Nobody"}).json["items"] == []
+
+
+def test_unknown_route_is_json_404_and_wrong_method_405(testapp):
+    assert_error(testapp.get("/nowhere", status=404), 404, "not_found")
+    book = make_book(testapp)
+    assert_error(testapp.put_json(f"/books/{book['id']}", {}, status=405), 405, "method_not_allowed")
+
+
+def test_unreachable_database_is_json_503():
+    # port 1 on loopback: nothing listens there, the connection is refused at once
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/booknexus?connect_timeout=2"
+    app = webtest.TestApp(booknexus.main({}, **app_settings(url)))
+    response = app.get("/users", status=503)
+    assert_error(response, 503, "database_unavailable")
+    assert response.headers["Retry-After"].isdigit()
+    response = app.post_json("/users", {"name": "a", "email": "a@example.org"}, status=503)
+    assert_error(response, 503, "database_unavailable")
+    health = app.get("/health", status=503)
+    assert health.json["status"] == "degraded" and health.json["database"] == "unreachable"
+
+
+def test_failed_requests_return_their_connections(backend, fresh_database):
+    app = booknexus.main({}, **app_settings(fresh_database(backend)))
+    client = webtest.TestApp(app)
+    try:
+        client.delete("/checkouts/5", status=404)
+        client.post("/checkouts/5/return", status=404)
+        client.post_json("/checkouts", {"userId": 1, "bookId": 1}, status=404)
+        client.delete("/users/5", status=404)
+        assert app.registry["dbengine"].pool.checkedout() == 0
+    finally:
+        app.registry["dbengine"].dispose()
