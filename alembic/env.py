@@ -11,10 +11,10 @@ would otherwise cascade) and checked with ``PRAGMA foreign_key_check`` before co
 import logging
 from logging.config import fileConfig
 
-from alembic import context
 from pyramid.paster import get_appsettings
 from sqlalchemy import pool
 
+from alembic import context
 from booknexus.db import get_engine
 from booknexus.models import Base
 

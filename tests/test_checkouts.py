@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from helpers import checkout, error_code, make_book, make_user
 from sqlalchemy import update
@@ -17,13 +17,13 @@ def set_due(connection, checkout_id: int, due_at: datetime) -> None:
 
 def test_checkout_default_loan_period(testapp):
     user, book = make_user(testapp), make_book(testapp)
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     loan = checkout(testapp, user, book)
     assert (loan["userId"], loan["bookId"], loan["renewals"], loan["returnedAt"]) == (
         user["id"], book["id"], 0, None,
     )
     assert ts(loan["dueAt"]) - ts(loan["checkedOutAt"]) == timedelta(days=14)
-    assert before <= ts(loan["checkedOutAt"]) <= datetime.now(timezone.utc)
+    assert before <= ts(loan["checkedOutAt"]) <= datetime.now(UTC)
     assert testapp.get(f"/checkouts/{loan['id']}").json == loan
 
 
@@ -74,11 +74,11 @@ def test_renew_extends_from_due_date_up_to_the_limit(testapp):
 
 def test_renew_overdue_loan_extends_from_now(testapp, dbconnection):
     loan = checkout(testapp, make_user(testapp), make_book(testapp))
-    set_due(dbconnection, loan["id"], datetime.now(timezone.utc) - timedelta(days=100))
-    before = datetime.now(timezone.utc)
+    set_due(dbconnection, loan["id"], datetime.now(UTC) - timedelta(days=100))
+    before = datetime.now(UTC)
     renewed = testapp.post(f"/checkouts/{loan['id']}/renew").json
     assert before + timedelta(days=14) <= ts(renewed["dueAt"])
-    assert ts(renewed["dueAt"]) <= datetime.now(timezone.utc) + timedelta(days=14)
+    assert ts(renewed["dueAt"]) <= datetime.now(UTC) + timedelta(days=14)
 
 
 def test_renew_returned_is_409(testapp):
@@ -112,7 +112,7 @@ def test_list_filters(testapp, dbconnection):
     a2 = checkout(testapp, ada, neuro)
     b1 = checkout(testapp, alan, dune, days=1)
     testapp.post(f"/checkouts/{a2['id']}/return")
-    set_due(dbconnection, b1["id"], datetime.now(timezone.utc) - timedelta(days=1))
+    set_due(dbconnection, b1["id"], datetime.now(UTC) - timedelta(days=1))
     since = {"after": a1["id"] - 1}
 
     def ids(**params):

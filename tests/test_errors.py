@@ -2,10 +2,10 @@
 
 import pytest
 import webtest
+from conftest import app_settings
 from helpers import make_book, make_user
 
 import booknexus
-from conftest import app_settings
 
 
 def assert_error(response, status: int, code: str) -> dict:

@@ -8,12 +8,12 @@ from importlib.resources import files
 
 import pytest
 import schemathesis
+from conftest import app_settings
 from hypothesis import HealthCheck, settings
 from schemathesis import checks as st_checks
 from schemathesis.specs.openapi import checks as oa_checks
 
 import booknexus
-from conftest import app_settings
 
 CHECKS = [
     st_checks.not_a_server_error,

@@ -92,9 +92,8 @@ def test_history_of_unknown_checkout_is_404(testapp):
 )
 def test_log_is_append_only_in_the_database(testapp, dbconnection, statement):
     checkout(testapp, make_user(testapp), make_book(testapp))
-    with pytest.raises(sa.exc.DatabaseError, match="append-only"):
-        with dbconnection.begin_nested():
-            dbconnection.exec_driver_sql(statement)
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"), dbconnection.begin_nested():
+        dbconnection.exec_driver_sql(statement)
 
 
 def test_replay_reproduces_table(testapp, dbconnection):
