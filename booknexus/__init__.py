@@ -31,5 +31,7 @@ def main(global_config, **settings):
         config.include("booknexus.books")
         config.include("booknexus.checkouts")
         config.include("booknexus.log")
+        # cleanup and constraint check at startup, retried while the database is away
+        config.include("booknexus.startup")
         config.scan(ignore=["booknexus.scripts"])
     return config.make_wsgi_app()

@@ -8,6 +8,7 @@ from pyramid.view import view_config
 from sqlalchemy import Select
 
 from booknexus.errors import ApiError
+from booknexus.meta import isoformat
 
 DEFAULT_LIMIT = 50
 
@@ -44,7 +45,7 @@ def keyset_page(session, statement: Select, key, limit: int, after: int | None, 
 
 def json_renderer() -> JSON:
     renderer = JSON()
-    renderer.add_adapter(datetime, lambda value, request: value.isoformat())
+    renderer.add_adapter(datetime, lambda value, request: isoformat(value))
     return renderer
 
 

@@ -13,14 +13,17 @@ log = logging.getLogger(__name__)
 @api_view(route_name="health", request_method="GET")
 def health(request):
     engine = request.registry["dbengine"]
+    startup = request.registry["booknexus.startup"]
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except DBAPIError as exc:
         log.warning("health check: database unreachable: %s", exc.orig)
         request.response.status_int = 503
-        return {"status": "degraded", "database": "unreachable"}
-    return {"status": "ok", "database": "ok"}
+        return {"status": "degraded", "database": "unreachable", **startup.as_json()}
+    # A constraint problem does not stop the service, but it needs an operator.
+    status = "degraded" if startup.constraint_problems else "ok"
+    return {"status": status, "database": "ok", **startup.as_json()}
 
 
 def includeme(config):

@@ -19,6 +19,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def isoformat(value: datetime) -> str:
+    """The one text form of a timestamp: UTC, microseconds, offset (as the SQL appends write it)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 class UTCDateTime(TypeDecorator):
     """A timezone-aware timestamp on both databases.
 

@@ -67,8 +67,16 @@ def app_settings(url: str, **overrides) -> dict:
         "retry.attempts": "3",
         "booknexus.loan_days": "14",
         "booknexus.max_renewals": "2",
+        "booknexus.startup_retry_initial_seconds": "0.1",
+        "booknexus.startup_retry_max_seconds": "0.5",
         **overrides,
     }
+
+
+def close_app(app) -> None:
+    """Stop the app's background startup retries and close its connections."""
+    app.registry["booknexus.startup"].stop()
+    app.registry["dbengine"].dispose()
 
 
 class PostgresServer:
@@ -176,7 +184,7 @@ def app(backend, request, tmp_path_factory):
     migrate(url)
     application = booknexus.main({}, **app_settings(url))
     yield application
-    application.registry["dbengine"].dispose()
+    close_app(application)
 
 
 @pytest.fixture
@@ -221,7 +229,7 @@ class Served:
     def close(self) -> None:
         self.server.close()
         self.thread.join(timeout=5)
-        self.app.registry["dbengine"].dispose()
+        close_app(self.app)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 import webtest
-from conftest import app_settings
+from conftest import app_settings, close_app
 from helpers import make_book, make_user
 
 import booknexus
@@ -79,7 +79,8 @@ def test_unknown_route_is_json_404_and_wrong_method_405(testapp):
 def test_unreachable_database_is_json_503():
     # port 1 on loopback: nothing listens there, the connection is refused at once
     url = "postgresql+psycopg://postgres@127.0.0.1:1/booknexus?connect_timeout=2"
-    app = webtest.TestApp(booknexus.main({}, **app_settings(url)))
+    application = booknexus.main({}, **app_settings(url))
+    app = webtest.TestApp(application)
     response = app.get("/users", status=503)
     assert_error(response, 503, "database_unavailable")
     assert response.headers["Retry-After"].isdigit()
@@ -87,6 +88,7 @@ def test_unreachable_database_is_json_503():
     assert_error(response, 503, "database_unavailable")
     health = app.get("/health", status=503)
     assert health.json["status"] == "degraded" and health.json["database"] == "unreachable"
+    close_app(application)
 
 
 def test_failed_requests_return_their_connections(backend, fresh_database):
@@ -99,4 +101,4 @@ def test_failed_requests_return_their_connections(backend, fresh_database):
         client.delete("/users/5", status=404)
         assert app.registry["dbengine"].pool.checkedout() == 0
     finally:
-        app.registry["dbengine"].dispose()
+        close_app(app)

@@ -8,7 +8,7 @@ from importlib.resources import files
 
 import pytest
 import schemathesis
-from conftest import app_settings
+from conftest import app_settings, close_app
 from hypothesis import HealthCheck, settings
 from schemathesis import checks as st_checks
 from schemathesis.specs.openapi import checks as oa_checks
@@ -33,7 +33,7 @@ schema = schemathesis.openapi.from_path(files("booknexus") / "openapi.yaml")
 def fuzzed_app(backend, fresh_database):
     app = booknexus.main({}, **app_settings(fresh_database(backend)))
     yield app
-    app.registry["dbengine"].dispose()
+    close_app(app)
 
 
 @schema.parametrize()

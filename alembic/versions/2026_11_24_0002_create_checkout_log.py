@@ -33,10 +33,16 @@ SQLITE_APPEND_ONLY = [
     for operation in ("UPDATE", "DELETE")
 ]
 
-# The state of each checkout as JSON, timestamps as ISO 8601 with offset.
+
+
+def iso(column: str) -> str:
+    return f"""to_char("{column}" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+
+
+# The state of each checkout as JSON, timestamps as ISO 8601: UTC, microseconds, offset.
 IMPORT_DATA = {
-    "postgresql": """json_build_object('checkedOutAt', "checkedOutAt", 'dueAt', "dueAt", 'returnedAt', "returnedAt",
-                                       'renewals', renewals)""",
+    "postgresql": f"""json_build_object('checkedOutAt', {iso("checkedOutAt")}, 'dueAt', {iso("dueAt")},
+                                       'returnedAt', {iso("returnedAt")}, 'renewals', renewals)""",
     "sqlite": """json_object('checkedOutAt', replace("checkedOutAt", ' ', 'T') || '+00:00',
                              'dueAt', replace("dueAt", ' ', 'T') || '+00:00',
                              'returnedAt', replace("returnedAt", ' ', 'T') || '+00:00',

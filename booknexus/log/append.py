@@ -25,7 +25,7 @@ from zope.sqlalchemy import mark_changed
 
 from booknexus.checkouts.models import Checkout
 from booknexus.log.models import CheckoutEvent
-from booknexus.meta import utcnow
+from booknexus.meta import isoformat, utcnow
 
 CHECKED_OUT = "checked_out"
 RENEWED = "renewed"
@@ -34,6 +34,8 @@ DELETED = "deleted"
 PURGED = "purged"
 IMPORTED = "imported"
 EVENT_TYPES = (CHECKED_OUT, RENEWED, RETURNED, DELETED, PURGED, IMPORTED)
+
+ISO_UTC_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'  # PostgreSQL's to_char
 
 # The fields of a checkout that the log carries in ``data``, and replays.
 STATE_FIELDS = ("checkedOutAt", "dueAt", "returnedAt", "renewals")
@@ -46,9 +48,9 @@ def lock_log(session: Session) -> None:
 
 def checkout_state(checkout: Checkout) -> dict:
     return {
-        "checkedOutAt": checkout.checked_out_at.isoformat(),
-        "dueAt": checkout.due_at.isoformat(),
-        "returnedAt": checkout.returned_at.isoformat() if checkout.returned_at else None,
+        "checkedOutAt": isoformat(checkout.checked_out_at),
+        "dueAt": isoformat(checkout.due_at),
+        "returnedAt": isoformat(checkout.returned_at) if checkout.returned_at else None,
         "renewals": checkout.renewals,
     }
 
@@ -70,8 +72,9 @@ def append(session: Session, checkout: Checkout, type_: str, **extra) -> None:
 
 
 def _iso(dialect: str, column) -> ColumnElement:
+    """SQL for ``meta.isoformat``: UTC, six fractional digits, ``+00:00``."""
     if dialect == "postgresql":
-        return column  # json_build_object renders timestamptz as ISO 8601 with offset
+        return func.to_char(func.timezone(literal_column("'UTC'"), column), ISO_UTC_FORMAT)
     # SQLite keeps UTC as 'YYYY-MM-DD HH:MM:SS.ffffff'
     return func.replace(column, " ", "T").concat("+00:00")
 

@@ -1,0 +1,111 @@
+"""At startup: clean up the checkouts, verify the foreign keys, and never die of the database.
+
+A subscriber to Pyramid's ApplicationCreated runs the cleanup (``booknexus.cleanup_on_startup``,
+default true) and the constraint verification. If the database cannot be reached, or
+anything else about it fails, the error is logged, the server starts anyway (every request
+that needs the database answers a JSON 503) and the work is retried in a background thread
+with exponential backoff until it succeeds.
+"""
+
+import logging
+import threading
+from datetime import datetime
+
+from pyramid.events import ApplicationCreated, subscriber
+from pyramid.settings import asbool
+
+from booknexus.cleanup import CleanupReport, run_cleanup
+from booknexus.foreign_keys import FIX_COMMAND, checkout_foreign_keys, problems
+from booknexus.meta import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class StartupState:
+    """What the startup work found; read by /health. Written by one thread at a time."""
+
+    def __init__(self, settings: dict):
+        self.cleanup_enabled = asbool(settings.get("booknexus.cleanup_on_startup", True))
+        self.initial_delay = float(settings.get("booknexus.startup_retry_initial_seconds", 1))
+        self.max_delay = float(settings.get("booknexus.startup_retry_max_seconds", 30))
+        self.cleanup: CleanupReport | None = None
+        self.constraint_problems: list[str] | None = None
+        self.completed_at: datetime | None = None
+        self.attempts = 0
+        self.last_error: str | None = None
+        self.stopping = threading.Event()
+        self.retrier: threading.Thread | None = None
+
+    def as_json(self) -> dict:
+        constraints = None
+        if self.constraint_problems is not None:
+            constraints = {"ok": not self.constraint_problems, "problems": self.constraint_problems}
+            if self.constraint_problems:
+                constraints["fix"] = FIX_COMMAND
+        return {
+            "constraints": constraints,
+            "cleanup": self.cleanup.as_json() if self.cleanup else None,
+            "startup": {
+                "completed": self.completed_at is not None,
+                "attempts": self.attempts,
+                "lastError": self.last_error,
+            },
+        }
+
+    def stop(self) -> None:
+        """Stop retrying (tests, shutdown)."""
+        self.stopping.set()
+        if self.retrier is not None:
+            self.retrier.join(timeout=10)
+
+
+def attempt(registry, state: StartupState) -> None:
+    """One try at the startup work, in one transaction."""
+    state.attempts += 1
+    session = registry["dbsession_factory"]()
+    try:
+        with session.begin():
+            if state.cleanup_enabled:
+                state.cleanup = run_cleanup(session)
+            found = problems(checkout_foreign_keys(session.connection()))
+    finally:
+        session.close()
+    for problem in found:
+        log.warning("constraint check: %s; fix with: %s", problem, FIX_COMMAND)
+    state.constraint_problems = found
+    state.completed_at = utcnow()
+    state.last_error = None
+
+
+def attempt_safely(registry, state: StartupState) -> bool:
+    try:
+        attempt(registry, state)
+        return True
+    except Exception as exc:  # nothing about the database may stop the server from serving
+        state.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        log.warning("startup cleanup failed (attempt %s): %s", state.attempts, state.last_error)
+        return False
+
+
+def retry_until_done(registry, state: StartupState) -> None:
+    delay = state.initial_delay
+    while not state.stopping.wait(delay):
+        if attempt_safely(registry, state):
+            log.info("startup work done after %s attempts", state.attempts)
+            return
+        delay = min(delay * 2, state.max_delay)
+
+
+@subscriber(ApplicationCreated)
+def on_application_created(event):
+    registry = event.app.registry
+    state = registry["booknexus.startup"]
+    if not attempt_safely(registry, state):
+        state.retrier = threading.Thread(
+            target=retry_until_done, args=(registry, state), name="booknexus-startup-retry", daemon=True
+        )
+        state.retrier.start()
+
+
+def includeme(config):
+    config.registry["booknexus.startup"] = StartupState(config.get_settings())
