@@ -37,6 +37,7 @@ setup(
         "console_scripts": [
             "booknexus-demo-data = booknexus.scripts.demo_data:main",
             "booknexus-check = booknexus.scripts.check:main",
+            "booknexus-cleanup = booknexus.scripts.cleanup:main",
         ],
     },
 )

@@ -23,7 +23,6 @@ from sqlalchemy import (
     cast,
     exists,
     func,
-    insert,
     literal,
     literal_column,
     select,
@@ -31,18 +30,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, aliased
-from zope.sqlalchemy import mark_changed
 
 from booknexus.books.models import Book
 from booknexus.checkouts.models import Checkout
 from booknexus.log.append import (
     DELETED,
-    EVENT_COLUMNS,
     IMPORTED,
     PURGED,
+    append_rows,
     delete_and_append,
     event_rows,
-    lock_log,
 )
 from booknexus.log.models import CheckoutEvent
 from booknexus.meta import utcnow
@@ -134,7 +131,6 @@ def reconcile(session: Session, report: CleanupReport) -> None:
     )
     if not report.first_ids["reconciled"]:
         return
-    lock_log(session)
     rows = (
         select(
             event.checkout_id,
@@ -147,9 +143,7 @@ def reconcile(session: Session, report: CleanupReport) -> None:
         .where(gone)
         .order_by(event.checkout_id)
     )
-    result = session.execute(insert(CheckoutEvent.__table__).from_select(EVENT_COLUMNS, rows))
-    report.reconciled = result.rowcount
-    mark_changed(session)
+    report.reconciled = append_rows(session, rows)
 
 
 def import_unlogged(session: Session, report: CleanupReport) -> None:
@@ -159,12 +153,9 @@ def import_unlogged(session: Session, report: CleanupReport) -> None:
     report.first_ids["imported"] = _first_ids(session, unlogged)
     if not report.first_ids["imported"]:
         return
-    lock_log(session)
     source = select(checkouts).where(unlogged).subquery()
     rows = event_rows(dialect, source, IMPORTED).order_by(source.c.id)
-    result = session.execute(insert(CheckoutEvent.__table__).from_select(EVENT_COLUMNS, rows))
-    report.imported = result.rowcount
-    mark_changed(session)
+    report.imported = append_rows(session, rows)
 
 
 def take_cleanup_lock(session: Session) -> bool:

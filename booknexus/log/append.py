@@ -111,37 +111,36 @@ def event_rows(dialect: str, source, type_: str, **extra) -> Select:
 EVENT_COLUMNS = ["checkoutId", "userId", "bookId", "type", "occurredAt", "data"]
 
 
+def append_rows(session: Session, rows: Select) -> int:
+    """INSERT ... SELECT into the log, set-based; returns how many events were appended."""
+    lock_log(session)
+    statement = insert(CheckoutEvent.__table__).from_select(EVENT_COLUMNS, rows)
+    if session.get_bind().dialect.name == "postgresql":
+        # psycopg reports no rowcount for INSERT ... SELECT here: count RETURNING in SQL
+        appended = statement.returning(CheckoutEvent.__table__.c.id).cte("appended")
+        count = session.scalar(select(func.count()).select_from(appended))
+    else:
+        count = session.execute(statement).rowcount
+    # zope.sqlalchemy cannot see writes made by Core statements (least of all inside a
+    # SELECT's CTEs): without this, pyramid_tm would roll the request back as read-only.
+    mark_changed(session)
+    return count
+
+
 def delete_and_append(session: Session, where, type_: str, **extra) -> int:
     """Delete every checkout matching ``where`` and log each one, set-based.
 
     PostgreSQL does it in one statement (``WITH gone AS (DELETE ... RETURNING *) INSERT``),
     so the log records exactly the rows deleted. SQLite, whose single writer excludes any
     race, logs the matching rows with INSERT ... SELECT and then deletes them.
-    Returns the number of checkouts deleted.
+    Returns the number of checkouts deleted (and events appended).
     """
-    lock_log(session)
     dialect = session.get_bind().dialect.name
     checkouts = Checkout.__table__
-    events = CheckoutEvent.__table__
     if dialect == "postgresql":
         gone = delete(checkouts).where(where).returning(*checkouts.c).cte("gone")
-        logged = (
-            insert(events)
-            .from_select(EVENT_COLUMNS, event_rows(dialect, gone, type_, **extra).order_by(gone.c.id))
-            .returning(events.c.id)
-            .cte("logged")
-        )
-        # the count comes back, not the rows
-        deleted = session.scalar(select(func.count()).select_from(logged))
-    else:
-        source = select(checkouts).where(where).subquery()
-        session.execute(
-            insert(events).from_select(
-                EVENT_COLUMNS, event_rows(dialect, source, type_, **extra).order_by(source.c.id)
-            )
-        )
-        deleted = session.execute(delete(checkouts).where(where)).rowcount
-    # zope.sqlalchemy cannot see writes made by Core statements (least of all inside a
-    # SELECT's CTEs): without this, pyramid_tm would roll the request back as read-only.
-    mark_changed(session)
-    return deleted
+        return append_rows(session, event_rows(dialect, gone, type_, **extra).order_by(gone.c.id))
+    source = select(checkouts).where(where).subquery()
+    appended = append_rows(session, event_rows(dialect, source, type_, **extra).order_by(source.c.id))
+    session.execute(delete(checkouts).where(where))
+    return appended
