@@ -233,12 +233,11 @@ class Served:
 
 
 @pytest.fixture
-def serve(fresh_database):
-    """Start a waitress server for ``backend`` over a fresh database; closed after the test."""
+def serve_url():
+    """Start a waitress server over the database at ``url``; closed after the test."""
     started: list[Served] = []
 
-    def start(backend: str, **settings) -> Served:
-        url = fresh_database(backend)
+    def start(url: str, **settings) -> Served:
         served = Served(booknexus.main({}, **app_settings(url, **settings)))
         started.append(served)
         return served
@@ -246,3 +245,9 @@ def serve(fresh_database):
     yield start
     for served in started:
         served.close()
+
+
+@pytest.fixture
+def serve(fresh_database, serve_url):
+    """Start a waitress server for ``backend`` over a fresh database."""
+    return lambda backend, **settings: serve_url(fresh_database(backend), **settings)
