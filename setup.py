@@ -38,6 +38,7 @@ setup(
             "booknexus-demo-data = booknexus.scripts.demo_data:main",
             "booknexus-check = booknexus.scripts.check:main",
             "booknexus-cleanup = booknexus.scripts.cleanup:main",
+            "booknexus-fix-fk = booknexus.scripts.fix_fk:main",
         ],
     },
 )

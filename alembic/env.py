@@ -9,6 +9,7 @@ would otherwise cascade) and checked with ``PRAGMA foreign_key_check`` before co
 """
 
 import logging
+import time
 from logging.config import fileConfig
 
 from pyramid.paster import get_appsettings
@@ -16,6 +17,10 @@ from sqlalchemy import pool
 
 from alembic import context
 from booknexus.db import get_engine
+from booknexus.foreign_keys import (
+    sqlite_foreign_key_violations,
+    sqlite_foreign_keys_off,
+)
 from booknexus.models import Base
 
 # any constant unique to BookNexus migrations: pg_advisory_lock takes a bigint key
@@ -27,14 +32,21 @@ if config.config_file_name is not None and config.get_section("loggers"):
 log = logging.getLogger("alembic.env")
 
 settings = get_appsettings(config.config_file_name)
+# a migration holds one connection of its own (NullPool): the app's pool sizing does not apply
+settings = {
+    key: value
+    for key, value in settings.items()
+    if key not in ("sqlalchemy.pool_size", "sqlalchemy.max_overflow")
+}
 target_metadata = Base.metadata
 
 
 def run_migrations_offline():
     from booknexus.db import database_url
 
-    context.configure(url=database_url(settings), target_metadata=target_metadata,
-                      literal_binds=True)
+    context.configure(
+        url=database_url(settings), target_metadata=target_metadata, literal_binds=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -42,18 +54,27 @@ def run_migrations_offline():
 def run_migrations_online():
     engine = get_engine(settings, poolclass=pool.NullPool)
     if engine.dialect.name == "postgresql":
-        with engine.connect() as lock_connection:
-            log.info("waiting for the migration lock")
-            lock_connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
-            lock_connection.commit()
+        # AUTOCOMMIT: a second run waiting here must hold no snapshot, or the first run's
+        # CREATE INDEX CONCURRENTLY would wait for it (and it for the first run)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock_connection:
+            wait_for_migration_lock(lock_connection)
             try:
                 migrate_postgresql(engine)
             finally:
                 lock_connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
-                lock_connection.commit()
     else:
         migrate_sqlite(engine)
     engine.dispose()
+
+
+def wait_for_migration_lock(connection, poll_seconds: float = 0.5) -> None:
+    """Take the session-level migration lock, polling so no statement sits waiting."""
+    statement = f"SELECT pg_try_advisory_lock({MIGRATION_LOCK_KEY})"
+    if connection.exec_driver_sql(statement).scalar_one():
+        return
+    log.info("another migration is running: waiting for it to finish")
+    while not connection.exec_driver_sql(statement).scalar_one():
+        time.sleep(poll_seconds)
 
 
 def migrate_postgresql(engine):
@@ -61,32 +82,33 @@ def migrate_postgresql(engine):
     with engine.connect() as connection:
         connection.exec_driver_sql(f"SET lock_timeout = '{lock_timeout}'")
         connection.commit()
-        context.configure(connection=connection, target_metadata=target_metadata)
+        # one transaction per revision: a revision's autocommit_block() (VALIDATE CONSTRAINT,
+        # CREATE INDEX CONCURRENTLY) then commits only its own work
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            transaction_per_migration=True,
+        )
         with context.begin_transaction():
             context.run_migrations()
 
 
 def migrate_sqlite(engine):
-    with engine.connect() as connection:
-        # PRAGMA foreign_keys is ignored inside a transaction: set it on the raw connection
-        # before SQLAlchemy begins one.
-        raw = connection.connection.driver_connection
-        raw.execute("PRAGMA foreign_keys=OFF")
-        try:
-            context.configure(
-                connection=connection,
-                target_metadata=target_metadata,
-                render_as_batch=True,
-                # our connect hook makes SQLite's DDL transactional: one run, one transaction
-                transactional_ddl=True,
-            )
-            with context.begin_transaction():
-                context.run_migrations()
-                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                if broken:
-                    raise RuntimeError(f"foreign key check failed after migrating: {broken[:10]}")
-        finally:
-            raw.execute("PRAGMA foreign_keys=ON")
+    with engine.connect() as connection, sqlite_foreign_keys_off(connection):
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            # our connect hook makes SQLite's DDL transactional: one run, one transaction
+            transactional_ddl=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+            broken = sqlite_foreign_key_violations(connection)
+            if broken:
+                raise RuntimeError(
+                    f"foreign key check failed after migrating: {broken[:10]}"
+                )
 
 
 if context.is_offline_mode():
