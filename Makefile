@@ -25,7 +25,8 @@ test: $(STAMP)
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check --line-length 100 booknexus tests alembic
+	$(BIN)/ruff check --select E,F,I,W,B,UP --line-length 110 booknexus tests alembic
+	$(BIN)/ruff format --check --line-length 110 booknexus tests alembic
 
 clean:
 	rm -rf $(VENV) *.egg-info booknexus.sqlite

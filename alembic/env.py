@@ -44,9 +44,7 @@ target_metadata = Base.metadata
 def run_migrations_offline():
     from booknexus.db import database_url
 
-    context.configure(
-        url=database_url(settings), target_metadata=target_metadata, literal_binds=True
-    )
+    context.configure(url=database_url(settings), target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -106,9 +104,7 @@ def migrate_sqlite(engine):
             context.run_migrations()
             broken = sqlite_foreign_key_violations(connection)
             if broken:
-                raise RuntimeError(
-                    f"foreign key check failed after migrating: {broken[:10]}"
-                )
+                raise RuntimeError(f"foreign key check failed after migrating: {broken[:10]}")
 
 
 if context.is_offline_mode():

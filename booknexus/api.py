@@ -57,5 +57,6 @@ def reject_undecodable_body(event):
         try:
             request.body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ApiError(400, "invalid_encoding", "The request body is not UTF-8.",
-                           {"position": exc.start}) from None
+            raise ApiError(
+                400, "invalid_encoding", "The request body is not UTF-8.", {"position": exc.start}
+            ) from None

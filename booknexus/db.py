@@ -66,9 +66,7 @@ def request_dbsession(request) -> Session:
     connection = request.environ.get("app.dbconnection")
     factory = request.registry["dbsession_factory"]
     if connection is not None:
-        return get_tm_session(
-            factory, request.tm, bind=connection, join_transaction_mode="create_savepoint"
-        )
+        return get_tm_session(factory, request.tm, bind=connection, join_transaction_mode="create_savepoint")
     return get_tm_session(factory, request.tm)
 
 

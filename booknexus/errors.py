@@ -38,9 +38,7 @@ def error_response(request, status: int, code: str, message: str, details=None):
     response = request.response
     response.status_int = status
     response.content_type = "application/json"
-    response.json_body = {
-        "error": {"status": status, "code": code, "message": message, "details": details}
-    }
+    response.json_body = {"error": {"status": status, "code": code, "message": message, "details": details}}
     return response
 
 
@@ -53,8 +51,7 @@ def request_validation_error(exc, request):
     """Registered by the app factory over pyramid_openapi3's own list-shaped answer."""
     if isinstance(exc, ResponseValidationError):
         # our answer contradicts our own document: a bug on our side, never the client's
-        log.error("response to %s %s contradicts the OpenAPI document: %s",
-                  request.method, request.path, exc)
+        log.error("response to %s %s contradicts the OpenAPI document: %s", request.method, request.path, exc)
         return error_response(request, 500, "internal_error", "Something went wrong on our side.")
     details = [
         {key: error[key] for key in ("field", "message") if key in error}
@@ -95,18 +92,14 @@ def database_unavailable(exc, request):
 @exception_view_config(UnicodeEncodeError)
 def invalid_value(exc, request):
     # Values the schema admits but the database refuses (e.g. NUL bytes, lone surrogates).
-    return error_response(
-        request, 400, "invalid_value", "A value in the request cannot be stored."
-    )
+    return error_response(request, 400, "invalid_value", "A value in the request cannot be stored.")
 
 
 @exception_view_config(sa_exc.IntegrityError)
 def integrity_error(exc, request):
     # Views check what they can first; this answers the races they cannot see coming.
     log.info("integrity error on %s %s: %s", request.method, request.path, exc.orig)
-    return error_response(
-        request, 409, "conflict", "The request conflicts with the current state; retry."
-    )
+    return error_response(request, 409, "conflict", "The request conflicts with the current state; retry.")
 
 
 @exception_view_config(Exception)

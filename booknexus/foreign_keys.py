@@ -50,8 +50,14 @@ POSTGRESQL_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "S
 def checkout_foreign_keys(connection: Connection) -> list[ForeignKey]:
     if connection.dialect.name == "postgresql":
         return [
-            ForeignKey(name, column, table.strip('"'), POSTGRESQL_ACTIONS[delete],
-                       POSTGRESQL_ACTIONS[update], validated)
+            ForeignKey(
+                name,
+                column,
+                table.strip('"'),
+                POSTGRESQL_ACTIONS[delete],
+                POSTGRESQL_ACTIONS[update],
+                validated,
+            )
             for name, column, table, delete, update, validated in connection.execute(POSTGRESQL_FOREIGN_KEYS)
         ]
     rows = connection.exec_driver_sql('PRAGMA foreign_key_list("Checkouts")').mappings()
@@ -156,8 +162,7 @@ def _rebuild_postgresql(op, current: list[ForeignKey], needs_rebuild: bool) -> l
     with op.get_context().autocommit_block():
         for column in EXPECTED:
             op.execute(
-                f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{_index_name(column)}" '
-                f'ON "Checkouts" ("{column}")'
+                f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{_index_name(column)}" ON "Checkouts" ("{column}")'
             )
         if needs_rebuild:
             for column, table in EXPECTED.items():
@@ -166,7 +171,7 @@ def _rebuild_postgresql(op, current: list[ForeignKey], needs_rebuild: bool) -> l
 
 
 def checkouts_table() -> Table:
-    """"Checkouts" as it must be: the target of the SQLite rebuild."""
+    """ "Checkouts" as it must be: the target of the SQLite rebuild."""
     metadata = MetaData()  # private: names are given explicitly, not by the convention
     Table("Users", metadata, Column("id", Integer, primary_key=True))
     Table("Books", metadata, Column("id", Integer, primary_key=True))
@@ -185,8 +190,11 @@ def checkouts_table() -> Table:
         Column("updatedAt", timestamp, nullable=False),
         *(
             ForeignKeyConstraint(
-                [column], [f"{table}.id"], name=_fk_name(column, table),
-                ondelete="CASCADE", onupdate="CASCADE",
+                [column],
+                [f"{table}.id"],
+                name=_fk_name(column, table),
+                ondelete="CASCADE",
+                onupdate="CASCADE",
             )
             for column, table in EXPECTED.items()
         ),
@@ -204,7 +212,9 @@ def _rebuild_sqlite(op) -> list[str]:
         'coalesce((SELECT max(id) FROM "Checkouts"), 0))'
     ).scalar_one()
     with op.batch_alter_table(
-        "Checkouts", copy_from=checkouts_table(), recreate="always",
+        "Checkouts",
+        copy_from=checkouts_table(),
+        recreate="always",
         table_kwargs={"sqlite_autoincrement": True},
     ):
         pass

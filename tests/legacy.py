@@ -28,7 +28,7 @@ def insert_checkout(connection, user_id: int, book_id: int, returned: bool = Fal
         returned_at = "'2026-01-05 10:00:00+00'" if returned else "NULL"
     return connection.exec_driver_sql(
         'INSERT INTO "Checkouts" ("userId", "bookId", "checkedOutAt", "dueAt", "returnedAt", '
-        f'renewals, "createdAt", "updatedAt") VALUES ({user_id}, {book_id}, \'{now}\', \'{now}\', '
+        f"renewals, \"createdAt\", \"updatedAt\") VALUES ({user_id}, {book_id}, '{now}', '{now}', "
         f"{returned_at}, 0, '{now}', '{now}') RETURNING id"
     ).scalar_one()
 

@@ -32,7 +32,10 @@ def test_search_matches_title_or_author_ignoring_case(testapp):
     dune = make_book(testapp, title="Dune Messiah", author="Frank Herbert")
     hand = make_book(testapp, title="The Left Hand of Darkness", author="Ursula K. Le Guin")
     make_book(testapp, title="Neuromancer", author="William Gibson")
-    found = lambda q: [b["id"] for b in testapp.get("/books", {"q": q}).json["items"]]
+
+    def found(q):
+        return [b["id"] for b in testapp.get("/books", {"q": q}).json["items"]]
+
     assert found("dUNE") == [dune["id"]]
     assert found("le guin") == [hand["id"]]
     assert found("%") == []  # wildcards are matched literally

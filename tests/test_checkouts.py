@@ -20,7 +20,10 @@ def test_checkout_default_loan_period(testapp):
     before = datetime.now(UTC)
     loan = checkout(testapp, user, book)
     assert (loan["userId"], loan["bookId"], loan["renewals"], loan["returnedAt"]) == (
-        user["id"], book["id"], 0, None,
+        user["id"],
+        book["id"],
+        0,
+        None,
     )
     assert ts(loan["dueAt"]) - ts(loan["checkedOutAt"]) == timedelta(days=14)
     assert before <= ts(loan["checkedOutAt"]) <= datetime.now(UTC)

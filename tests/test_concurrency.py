@@ -19,8 +19,7 @@ def test_last_copy_goes_to_exactly_one_of_concurrent_checkouts(serve):
     served = serve("postgresql")
     book = served.request("POST", "/books", {"title": "Last", "author": "Copy", "copies": 1})[1]
     users = [
-        served.request("POST", "/users", {"name": f"U{i}", "email": f"u{i}@example.org"})[1]
-        for i in range(8)
+        served.request("POST", "/users", {"name": f"U{i}", "email": f"u{i}@example.org"})[1] for i in range(8)
     ]
     for _ in range(3):  # several rounds, so a lucky ordering cannot pass by chance
         results = fire_at_once(
@@ -64,7 +63,9 @@ def test_tailing_the_log_is_gapless_under_concurrent_writers(serve):
 
     def write(i):
         for _ in range(rounds):
-            status, loan = served.request("POST", "/checkouts", {"userId": users[i]["id"], "bookId": book["id"]})
+            status, loan = served.request(
+                "POST", "/checkouts", {"userId": users[i]["id"], "bookId": book["id"]}
+            )
             assert status == 201, loan
             assert served.request("POST", f"/checkouts/{loan['id']}/renew")[0] == 200
             assert served.request("POST", f"/checkouts/{loan['id']}/return")[0] == 200

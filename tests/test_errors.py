@@ -22,7 +22,9 @@ def fields(error) -> set:
     return {detail.get("field") for detail in error["details"]}
 
 
-@pytest.mark.parametrize("path", ["/users/abc", "/users/0", "/books/-3", "/checkouts/99999999999", "/checkouts/1.5"])
+@pytest.mark.parametrize(
+    "path", ["/users/abc", "/users/0", "/books/-3", "/checkouts/99999999999", "/checkouts/1.5"]
+)
 def test_bad_path_id_is_400(testapp, path):
     error = assert_error(testapp.get(path, status=400), 400, "invalid_request")
     assert fields(error) == {"id"}
@@ -48,7 +50,9 @@ def test_missing_and_mistyped_fields_are_400_with_the_fields_named(testapp):
 
 
 def test_unknown_fields_are_400(testapp):
-    response = testapp.post_json("/users", {"name": "x", "email": "x@example.org", "role": "admin"}, status=400)
+    response = testapp.post_json(
+        "/users", {"name": "x", "email": "x@example.org", "role": "admin"}, status=400
+    )
     error = assert_error(response, 400, "invalid_request")
     assert "role" in error["details"][0]["message"]
 

@@ -28,7 +28,10 @@ def test_every_change_appends_its_event(testapp):
     assert positions == sorted(positions)
     first, second, third, fourth = (e["data"] for e in history["items"])
     assert first == {
-        "checkedOutAt": loan["checkedOutAt"], "dueAt": loan["dueAt"], "returnedAt": None, "renewals": 0,
+        "checkedOutAt": loan["checkedOutAt"],
+        "dueAt": loan["dueAt"],
+        "returnedAt": None,
+        "renewals": 0,
     }
     assert (second["dueAt"], second["renewals"]) == (renewed["dueAt"], 1)
     assert third["returnedAt"] == returned["returnedAt"]
@@ -49,7 +52,9 @@ def test_deleting_user_or_book_logs_each_checkout_and_history_survives(testapp, 
     assert sorted(e["checkoutId"] for e in gone) == [loan["id"] for loan in loans]
     assert {e["data"]["reason"] for e in gone} == {f"{deleted}_deleted"}
     assert [e["data"]["returnedAt"] is not None for e in sorted(gone, key=lambda e: e["checkoutId"])] == [
-        False, True, False,
+        False,
+        True,
+        False,
     ]
     # the whole history of the deleted user/book is still readable
     everything = events(testapp, **{f"{deleted}Id": target["id"]})
@@ -88,7 +93,7 @@ def test_history_of_unknown_checkout_is_404(testapp):
 
 @pytest.mark.parametrize(
     "statement",
-    ['UPDATE "CheckoutEvents" SET type = \'returned\'', 'DELETE FROM "CheckoutEvents"'],
+    ["UPDATE \"CheckoutEvents\" SET type = 'returned'", 'DELETE FROM "CheckoutEvents"'],
 )
 def test_log_is_append_only_in_the_database(testapp, dbconnection, statement):
     checkout(testapp, make_user(testapp), make_book(testapp))

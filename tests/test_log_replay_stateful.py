@@ -59,7 +59,9 @@ class Library(RuleBasedStateMachine):
 
     @rule(target=books, copies=st.integers(1, 3))
     def add_book(self, copies):
-        book = self.client.post_json("/books", {"title": "T", "author": "A", "copies": copies}, status=201).json
+        book = self.client.post_json(
+            "/books", {"title": "T", "author": "A", "copies": copies}, status=201
+        ).json
         self.copies[book["id"]] = copies
         return book["id"]
 
@@ -140,6 +142,3 @@ def test_replay_equals_table_after_every_step(app):
         )
     finally:
         Library.app = None
-
-
-

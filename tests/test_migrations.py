@@ -8,13 +8,12 @@ from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.script import ScriptDirectory
+from conftest import ROOT, alembic_config, downgrade, migrate
 
 from booknexus.db import DATABASE_URL_ENV, get_engine
 from booknexus.foreign_keys import checkout_foreign_keys, problems
 from booknexus.log.projection import compare
-from conftest import ROOT, alembic_config, database_url_env, downgrade, migrate
 
 FK_STATES = ["absent", "sequelize", "duplicate", "hand_named", "cascade"]
 
@@ -55,10 +54,7 @@ def legacy_ddl(dialect: str, fk_state: str) -> list[str]:
         f'"userId" INTEGER NOT NULL {user_ref if inline else ""}, '
         f'"bookId" INTEGER NOT NULL {book_ref if inline else ""}, '
         f'"checkedOutAt" {ts}, "dueAt" {ts}, "returnedAt" {ts}, "createdAt" {ts} NOT NULL, '
-        f'"updatedAt" {ts} NOT NULL'
-        + ("" if inline else f", {user_ref}, {book_ref}")
-        + extra
-        + ")",
+        f'"updatedAt" {ts} NOT NULL' + ("" if inline else f", {user_ref}, {book_ref}") + extra + ")",
     ]
     if fk_state == "duplicate" and dialect == "postgresql":
         statements += [
@@ -94,11 +90,11 @@ def build_legacy(url: str, fk_state: str) -> None:
             connection.exec_driver_sql(statement)
         for i in (1, 2, 3):
             connection.exec_driver_sql(
-                f"INSERT INTO \"Users\" (name, email, \"createdAt\", \"updatedAt\") "
+                f'INSERT INTO "Users" (name, email, "createdAt", "updatedAt") '
                 f"VALUES ('User {i}', 'user{i}@example.org', '{t0}', '{t0}')"
             )
             connection.exec_driver_sql(
-                f"INSERT INTO \"Books\" (title, author, isbn, copies, \"createdAt\", \"updatedAt\") "
+                f'INSERT INTO "Books" (title, author, isbn, copies, "createdAt", "updatedAt") '
                 f"VALUES ('Book {i}', 'Author {i}', NULL, 2, '{t0}', '{t0}')"
             )
         for checkout_id, user_id, book_id, returned in CHECKOUTS:
@@ -143,7 +139,10 @@ def head_state(url: str) -> dict:
 def run_check(url: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "booknexus.scripts.check", str(ROOT / "production.ini")],
-        env={**os.environ, DATABASE_URL_ENV: url}, capture_output=True, text=True, timeout=120,
+        env={**os.environ, DATABASE_URL_ENV: url},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -169,14 +168,18 @@ def test_legacy_database_upgrades_to_a_clean_head(backend, empty_database, fk_st
     assert {"ix_Checkouts_userId", "ix_Checkouts_bookId"} <= state["indexes"]
     assert not state["drift"], state["drift"].report()
 
-    rows = query(url, 'SELECT id, "userId", "bookId", "returnedAt" IS NULL, renewals FROM "Checkouts" ORDER BY id')
+    rows = query(
+        url, 'SELECT id, "userId", "bookId", "returnedAt" IS NULL, renewals FROM "Checkouts" ORDER BY id'
+    )
     expected = [(i, u, b, r is None, 0) for i, u, b, r in CHECKOUTS if i not in ORPHANS]
     assert [tuple(row) for row in rows] == expected
     due = query(url, 'SELECT "dueAt" FROM "Checkouts" WHERE id = 1')[0][0]
     assert str(due).startswith("2026-01-15 10:00:00")
 
     events = query(url, 'SELECT "checkoutId", type, data FROM "CheckoutEvents" ORDER BY id')
-    decoded = [(cid, kind, data if isinstance(data, dict) else json.loads(data)) for cid, kind, data in events]
+    decoded = [
+        (cid, kind, data if isinstance(data, dict) else json.loads(data)) for cid, kind, data in events
+    ]
     assert [(cid, kind) for cid, kind, _ in decoded if kind == "imported"] == [
         (i, "imported") for i, *_ in CHECKOUTS
     ]
@@ -213,12 +216,18 @@ def test_operators_statements_after_upgrade(empty_database):
     with engine.begin() as connection:
         connection.exec_driver_sql('DELETE FROM "Users" WHERE id = 1;')
         assert connection.exec_driver_sql('SELECT * FROM "Checkouts" WHERE "userId" = 1;').all() == []
-        assert connection.exec_driver_sql(
-            'SELECT * FROM "Checkouts" WHERE "userId" NOT IN (SELECT id FROM "Users");'
-        ).all() == []
-        assert connection.exec_driver_sql(
-            'SELECT * FROM "Checkouts" WHERE "bookId" NOT IN (SELECT id FROM "Books");'
-        ).all() == []
+        assert (
+            connection.exec_driver_sql(
+                'SELECT * FROM "Checkouts" WHERE "userId" NOT IN (SELECT id FROM "Users");'
+            ).all()
+            == []
+        )
+        assert (
+            connection.exec_driver_sql(
+                'SELECT * FROM "Checkouts" WHERE "bookId" NOT IN (SELECT id FROM "Books");'
+            ).all()
+            == []
+        )
     engine.dispose()
 
 
@@ -252,7 +261,10 @@ def test_fix_fk_command(backend, fresh_database):
     def fix_fk(*args):
         return subprocess.run(
             [sys.executable, "-m", "booknexus.scripts.fix_fk", str(ROOT / "development.ini"), *args],
-            env={**os.environ, DATABASE_URL_ENV: url}, capture_output=True, text=True, timeout=120,
+            env={**os.environ, DATABASE_URL_ENV: url},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     check = fix_fk("--check")
@@ -269,8 +281,11 @@ def test_concurrent_upgrades_migrate_once(empty_database, tmp_path):
     runs = [
         subprocess.Popen(
             [sys.executable, "-m", "alembic", "-c", str(ROOT / "production.ini"), "upgrade", "head"],
-            env={**os.environ, DATABASE_URL_ENV: url}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, cwd=ROOT,
+            env={**os.environ, DATABASE_URL_ENV: url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
         )
         for _ in range(2)
     ]

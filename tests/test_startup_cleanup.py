@@ -8,13 +8,13 @@ import sys
 import pytest
 import sqlalchemy as sa
 import webtest
+from conftest import ROOT, app_settings, close_app
 from helpers import checkout, make_book, make_user
 from legacy import insert_checkout, unchecked, weaken_foreign_keys
 
 import booknexus
-from booknexus.log.projection import compare
-from conftest import ROOT, app_settings, close_app
 from booknexus.db import DATABASE_URL_ENV, get_engine
+from booknexus.log.projection import compare
 
 
 @pytest.fixture
@@ -35,8 +35,7 @@ def events_of(url: str, type_: str) -> list[tuple]:
     engine = sa.create_engine(url)
     with engine.connect() as connection:
         rows = connection.exec_driver_sql(
-            'SELECT "checkoutId", data FROM "CheckoutEvents" WHERE type = '
-            f"'{type_}' ORDER BY id"
+            f'SELECT "checkoutId", data FROM "CheckoutEvents" WHERE type = \'{type_}\' ORDER BY id'
         ).all()
     engine.dispose()
     return [(checkout_id, data if isinstance(data, dict) else json.loads(data)) for checkout_id, data in rows]
@@ -116,7 +115,9 @@ def test_startup_purges_reconciles_imports_and_reports(backend, fresh_database, 
     # a second start finds nothing to do
     _, again = start_app(url)
     report = again.get("/health").json["cleanup"]
-    assert [report[k] for k in ("purged_missing_user", "purged_missing_book", "reconciled", "imported")] == [0] * 4
+    assert [report[k] for k in ("purged_missing_user", "purged_missing_book", "reconciled", "imported")] == [
+        0
+    ] * 4
 
 
 def test_cleanup_can_be_switched_off(backend, fresh_database, start_app):
@@ -139,7 +140,9 @@ def test_constraint_report_names_weak_foreign_keys(backend, fresh_database, star
     problems = health["constraints"]["problems"]
     assert len(problems) == 2
     assert all("is ON DELETE NO ACTION, not CASCADE" in problem for problem in problems)
-    assert any('"Checkouts"."userId"' in p for p in problems) and any('"Checkouts"."bookId"' in p for p in problems)
+    assert any('"Checkouts"."userId"' in p for p in problems) and any(
+        '"Checkouts"."bookId"' in p for p in problems
+    )
     assert "booknexus-fix-fk" in health["constraints"]["fix"]
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("ON DELETE NO ACTION" in w and "booknexus-fix-fk" in w for w in warnings)

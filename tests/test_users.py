@@ -42,7 +42,10 @@ def test_patch_to_taken_email_is_409_and_changes_nothing(testapp):
 
 def test_patch_own_email_again_is_fine(testapp):
     user = make_user(testapp, email="me@example.org")
-    assert testapp.patch_json(f"/users/{user['id']}", {"email": "me@example.org"}).json["email"] == "me@example.org"
+    assert (
+        testapp.patch_json(f"/users/{user['id']}", {"email": "me@example.org"}).json["email"]
+        == "me@example.org"
+    )
 
 
 def test_unknown_user_is_404(testapp):

@@ -34,7 +34,6 @@ SQLITE_APPEND_ONLY = [
 ]
 
 
-
 def iso(column: str) -> str:
     return f"""to_char("{column}" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
 
@@ -55,9 +54,7 @@ def upgrade():
     dialect = op.get_bind().dialect.name
     op.create_table(
         "CheckoutEvents",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
         sa.Column("checkoutId", sa.Integer, nullable=False),
         sa.Column("userId", sa.Integer, nullable=False),
         sa.Column("bookId", sa.Integer, nullable=False),

@@ -14,7 +14,6 @@ Create Date: 2026-11-24
 import logging
 
 from alembic import op
-
 from booknexus.foreign_keys import rebuild
 
 revision = "0003"

@@ -21,6 +21,4 @@ class Book(Base):
     isbn: Mapped[str | None] = mapped_column(String(255), unique=True)
     copies: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column("createdAt", UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(
-        "updatedAt", UTCDateTime, default=utcnow, onupdate=utcnow
-    )
+    updated_at: Mapped[datetime] = mapped_column("updatedAt", UTCDateTime, default=utcnow, onupdate=utcnow)

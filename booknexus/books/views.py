@@ -50,7 +50,9 @@ def list_books(request):
     statement = select(Book)
     if params.get("q"):
         # escape LIKE's wildcards so `q` is matched as typed
-        pattern = "%" + params["q"].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = (
+            "%" + params["q"].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
         statement = statement.where(
             or_(
                 func.lower(Book.title).like(pattern, escape="\\"),
@@ -81,9 +83,7 @@ def loans_by_book(session, book_ids: list[int]) -> dict[int, int]:
 def create_book(request):
     body = request.openapi_validated.body
     ensure_isbn_free(request, body.get("isbn"))
-    book = Book(
-        title=body["title"], author=body["author"], isbn=body.get("isbn"), copies=body["copies"]
-    )
+    book = Book(title=body["title"], author=body["author"], isbn=body.get("isbn"), copies=body["copies"])
     request.dbsession.add(book)
     request.dbsession.flush()
     request.response.status_int = 201

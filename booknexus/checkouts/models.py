@@ -25,6 +25,4 @@ class Checkout(Base):
     returned_at: Mapped[datetime | None] = mapped_column("returnedAt", UTCDateTime)
     renewals: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column("createdAt", UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(
-        "updatedAt", UTCDateTime, default=utcnow, onupdate=utcnow
-    )
+    updated_at: Mapped[datetime] = mapped_column("updatedAt", UTCDateTime, default=utcnow, onupdate=utcnow)

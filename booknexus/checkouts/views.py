@@ -42,8 +42,10 @@ def get_open_checkout(request) -> Checkout:
         raise not_found("checkout", checkout_id)
     if checkout.returned_at is not None:
         raise ApiError(
-            409, "already_returned", f"Checkout {checkout.id} was returned at "
-            f"{checkout.returned_at.isoformat()}.", {"returnedAt": checkout.returned_at.isoformat()},
+            409,
+            "already_returned",
+            f"Checkout {checkout.id} was returned at {checkout.returned_at.isoformat()}.",
+            {"returnedAt": checkout.returned_at.isoformat()},
         )
     return checkout
 
@@ -63,7 +65,11 @@ def list_checkouts(request):
     if params.get("overdue"):
         statement = statement.where(Checkout.returned_at.is_(None), Checkout.due_at < utcnow())
     return keyset_page(
-        request.dbsession, statement, Checkout.id, params["limit"], params.get("after"),
+        request.dbsession,
+        statement,
+        Checkout.id,
+        params["limit"],
+        params.get("after"),
         serialize_checkout,
     )
 
@@ -78,7 +84,9 @@ def create_checkout(request):
     on_loan = open_loans(request.dbsession, book.id)
     if on_loan >= book.copies:
         raise ApiError(
-            409, "no_copy_available", f"All {book.copies} copies of book {book.id} are on loan.",
+            409,
+            "no_copy_available",
+            f"All {book.copies} copies of book {book.id} are on loan.",
             {"bookId": book.id, "copies": book.copies, "onLoan": on_loan},
         )
     now = utcnow()
@@ -127,7 +135,9 @@ def renew_checkout(request):
     limit = max_renewals(request)
     if checkout.renewals >= limit:
         raise ApiError(
-            409, "renewal_limit", f"Checkout {checkout.id} has been renewed {limit} times already.",
+            409,
+            "renewal_limit",
+            f"Checkout {checkout.id} has been renewed {limit} times already.",
             {"renewals": checkout.renewals, "maxRenewals": limit},
         )
     checkout.due_at = max(utcnow(), checkout.due_at) + loan_period(request)

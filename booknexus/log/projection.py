@@ -22,7 +22,9 @@ def _timestamp(value: str | None) -> datetime | None:
 def replay(session: Session) -> dict[int, dict]:
     """The state of every live checkout according to the log, read in position order."""
     state: dict[int, dict] = {}
-    events = session.scalars(select(CheckoutEvent).order_by(CheckoutEvent.id).execution_options(yield_per=BATCH))
+    events = session.scalars(
+        select(CheckoutEvent).order_by(CheckoutEvent.id).execution_options(yield_per=BATCH)
+    )
     for event in events:
         if event.type in ENDING_EVENTS:
             state.pop(event.checkout_id, None)

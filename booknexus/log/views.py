@@ -28,7 +28,11 @@ def serialize_event(event: CheckoutEvent) -> dict:
 def events_page(request, statement):
     params = query_params(request)
     return keyset_page(
-        request.dbsession, statement, CheckoutEvent.id, params["limit"], params.get("after"),
+        request.dbsession,
+        statement,
+        CheckoutEvent.id,
+        params["limit"],
+        params.get("after"),
         serialize_event,
     )
 

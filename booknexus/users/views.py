@@ -34,7 +34,11 @@ def ensure_email_free(request, email: str, user_id: int | None = None) -> None:
 def list_users(request):
     params = query_params(request)
     return keyset_page(
-        request.dbsession, select(User), User.id, params["limit"], params.get("after"),
+        request.dbsession,
+        select(User),
+        User.id,
+        params["limit"],
+        params.get("after"),
         serialize_user,
     )
 
