@@ -11,6 +11,7 @@ requires = [
     "pyramid_retry>=2.1",
     "psycopg[binary]>=3.1",
     "pyramid_openapi3>=0.19",
+    "argon2-cffi>=23.1",
 ]
 
 tests_require = [
@@ -39,6 +40,7 @@ setup(
             "booknexus-check = booknexus.scripts.check:main",
             "booknexus-cleanup = booknexus.scripts.cleanup:main",
             "booknexus-fix-fk = booknexus.scripts.fix_fk:main",
+            "booknexus-create-librarian = booknexus.scripts.create_librarian:main",
         ],
     },
 )

@@ -15,6 +15,8 @@ def main(global_config, **settings):
         config.add_renderer("json", json_renderer())
         # engine, request.dbsession, one transaction per request, retries
         config.include("booknexus.db")
+        # bearer tokens, roles, and every access rule
+        config.include("booknexus.security")
         # request validation against the OpenAPI document, Swagger UI at /docs/
         config.include("pyramid_openapi3")
         config.pyramid_openapi3_spec(str(files("booknexus") / "openapi.yaml"), route="/openapi.yaml")
@@ -27,6 +29,7 @@ def main(global_config, **settings):
         config.include("booknexus.errors")
         # the domain: one package per concept, each registering its routes
         config.include("booknexus.health")
+        config.include("booknexus.accounts")
         config.include("booknexus.users")
         config.include("booknexus.books")
         config.include("booknexus.checkouts")

@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    null,
     select,
     text,
 )
@@ -115,11 +116,13 @@ def purge(session: Session, report: CleanupReport) -> None:
 
 
 def _with_reason(dialect: str, data, reason: str) -> ColumnElement:
-    """The last known state of a checkout, plus the reason it ended."""
+    """The last known state of a checkout, plus the reason it ended; the system is the actor."""
     if dialect == "postgresql":
-        addition = func.jsonb_build_object(literal_column("'reason'"), literal_column(f"'{reason}'"))
+        addition = func.jsonb_build_object(
+            literal_column("'reason'"), literal_column(f"'{reason}'"), literal_column("'actor'"), null()
+        )
         return cast(cast(data, JSONB).op("||")(addition), JSON)
-    return func.json_set(data, "$.reason", reason)
+    return func.json_set(data, "$.reason", reason, "$.actor", func.json("null"))
 
 
 def reconcile(session: Session, report: CleanupReport) -> None:
@@ -154,7 +157,7 @@ def import_unlogged(session: Session, report: CleanupReport) -> None:
     if not report.first_ids["imported"]:
         return
     source = select(checkouts).where(unlogged).subquery()
-    rows = event_rows(dialect, source, IMPORTED).order_by(source.c.id)
+    rows = event_rows(dialect, source, IMPORTED, actor=None).order_by(source.c.id)
     report.imported = append_rows(session, rows)
 
 

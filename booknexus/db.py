@@ -74,6 +74,9 @@ def includeme(config):
     """Engine, session factory, pyramid_tm and pyramid_retry; ``request.dbsession``."""
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    # pyramid_tm would look the user up after the response, a second database round trip
+    # (and a second failure when the database is down); the log records actors itself
+    settings["tm.annotate_user"] = False
     config.include("pyramid_tm")
     config.include("pyramid_retry")
 

@@ -7,7 +7,7 @@ shape here, so a client never sees an HTML page or a traceback.
 import logging
 
 from pyramid.exceptions import PredicateMismatch
-from pyramid.httpexceptions import HTTPException, HTTPNotFound
+from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPNotFound
 from pyramid.view import exception_view_config
 from pyramid_openapi3.exceptions import ResponseValidationError, extract_errors
 from sqlalchemy import exc as sa_exc
@@ -53,11 +53,33 @@ def request_validation_error(exc, request):
         # our answer contradicts our own document: a bug on our side, never the client's
         log.error("response to %s %s contradicts the OpenAPI document: %s", request.method, request.path, exc)
         return error_response(request, 500, "internal_error", "Something went wrong on our side.")
-    details = [
-        {key: error[key] for key in ("field", "message") if key in error}
-        for error in extract_errors(request, exc.errors)
-    ]
+    details = [_without_secrets(error) for error in extract_errors(request, exc.errors)]
     return error_response(request, 400, "invalid_request", "The request is not valid.", details)
+
+
+def _without_secrets(error: dict) -> dict:
+    """A validation error as the client sees it, never echoing a password or a raw body."""
+    detail = {key: error[key] for key in ("field", "message") if key in error}
+    message = detail.get("message", "")
+    if "password" in detail.get("field", "") or "password" in message:
+        detail["message"] = "Invalid password field (its value is not repeated here)."
+    elif message.startswith("Failed to deserialize value"):
+        detail["message"] = "The body is not valid JSON."
+    return detail
+
+
+@exception_view_config(HTTPForbidden)
+def forbidden(exc, request):
+    """401 when we do not know who you are, 403 when we do and the answer is no."""
+    if request.authenticated_userid is None:
+        if "Authorization" in request.headers:
+            code, message = "invalid_token", "The bearer token is malformed, expired, revoked or unknown."
+        else:
+            code, message = "authentication_required", "Log in first: POST /auth/tokens."
+        response = error_response(request, 401, code, message)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="booknexus"'
+        return response
+    return error_response(request, 403, "forbidden", "You may not do this.")
 
 
 @exception_view_config(PredicateMismatch)

@@ -2,6 +2,7 @@
 
 import logging
 
+from pyramid.security import NO_PERMISSION_REQUIRED
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -10,7 +11,7 @@ from booknexus.api import api_view
 log = logging.getLogger(__name__)
 
 
-@api_view(route_name="health", request_method="GET")
+@api_view(route_name="health", request_method="GET", permission=NO_PERMISSION_REQUIRED)
 def health(request):
     engine = request.registry["dbengine"]
     startup = request.registry["booknexus.startup"]

@@ -13,6 +13,7 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,10 @@ from sqlalchemy.engine import make_url
 
 import booknexus
 from alembic import command
-from booknexus.db import DATABASE_URL_ENV
+from booknexus.accounts import tokens
+from booknexus.db import DATABASE_URL_ENV, get_engine
+from booknexus.security import LIBRARIAN
+from booknexus.users.models import User
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(
@@ -71,6 +75,28 @@ def app_settings(url: str, **overrides) -> dict:
         "booknexus.startup_retry_max_seconds": "0.5",
         **overrides,
     }
+
+
+def issue_token(session, role: str = LIBRARIAN, email: str | None = None) -> tuple[User, str]:
+    """A user of ``role`` with a live bearer token (no password: tests skip Argon2's cost)."""
+    user = User(name=f"Test {role}", email=email or f"{role}-{uuid.uuid4().hex[:10]}@example.org", role=role)
+    session.add(user)
+    session.flush()
+    token, _ = tokens.issue(session, user, timedelta(hours=1))
+    return user, token
+
+
+def librarian_token(url: str) -> str:
+    """A committed librarian and token in the database at ``url``."""
+    engine = get_engine({"sqlalchemy.url": url})
+    with sa.orm.Session(engine) as session, session.begin():
+        _, token = issue_token(session)
+    engine.dispose()
+    return token
+
+
+def bearer(token: str) -> dict:
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
 
 
 def close_app(app) -> None:
@@ -197,27 +223,46 @@ def dbconnection(app):
 
 
 @pytest.fixture
-def testapp(app, dbconnection):
+def dbsession(dbconnection):
+    """A session inside the test's outer transaction, for arranging data directly."""
+    with sa.orm.Session(bind=dbconnection, join_transaction_mode="create_savepoint") as session:
+        yield session
+
+
+@pytest.fixture
+def anonymous(app, dbconnection):
+    """The app, as someone who has not logged in."""
     return webtest.TestApp(app, extra_environ={"app.dbconnection": dbconnection})
+
+
+@pytest.fixture
+def testapp(app, dbconnection, dbsession):
+    """The app, as a librarian (allowed everything): for tests of behaviour, not of access."""
+    librarian, token = issue_token(dbsession)
+    dbsession.commit()
+    client = webtest.TestApp(app, extra_environ={"app.dbconnection": dbconnection, **bearer(token)})
+    client.user_id = librarian.id  # the actor the log must record
+    return client
 
 
 class Served:
     """A real waitress server on 127.0.0.1 in a thread, over its own database."""
 
-    def __init__(self, app, threads: int = 8):
+    def __init__(self, app, token: str | None = None, threads: int = 8):
         import waitress.server
 
         self.app = app
         self.server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=threads)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.headers = {"Content-Type": "application/json"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
 
     def request(self, method: str, path: str, body=None) -> tuple[int, dict | None]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=self.headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 payload = response.read()
@@ -237,8 +282,9 @@ def serve_url():
     """Start a waitress server over the database at ``url``; closed after the test."""
     started: list[Served] = []
 
-    def start(url: str, **settings) -> Served:
-        served = Served(booknexus.main({}, **app_settings(url, **settings)))
+    def start(url: str, token: str | None = None, **settings) -> Served:
+        """``token``: sent as the bearer token (the tests that need one make a librarian's)."""
+        served = Served(booknexus.main({}, **app_settings(url, **settings)), token)
         started.append(served)
         return served
 
@@ -250,4 +296,9 @@ def serve_url():
 @pytest.fixture
 def serve(fresh_database, serve_url):
     """Start a waitress server for ``backend`` over a fresh database."""
-    return lambda backend, **settings: serve_url(fresh_database(backend), **settings)
+
+    def start(backend: str, **settings) -> Served:
+        url = fresh_database(backend)
+        return serve_url(url, librarian_token(url), **settings)
+
+    return start

@@ -32,6 +32,7 @@ def test_every_change_appends_its_event(testapp):
         "dueAt": loan["dueAt"],
         "returnedAt": None,
         "renewals": 0,
+        "actor": testapp.user_id,
     }
     assert (second["dueAt"], second["renewals"]) == (renewed["dueAt"], 1)
     assert third["returnedAt"] == returned["returnedAt"]

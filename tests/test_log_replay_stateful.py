@@ -7,6 +7,7 @@ unknown ids).
 
 import sqlalchemy as sa
 import webtest
+from conftest import bearer, issue_token
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -35,7 +36,12 @@ class Library(RuleBasedStateMachine):
         super().__init__()
         self.connection = self.app.registry["dbengine"].connect()
         self.outer = self.connection.begin()
-        self.client = webtest.TestApp(self.app, extra_environ={"app.dbconnection": self.connection})
+        with sa.orm.Session(bind=self.connection, join_transaction_mode="create_savepoint") as session:
+            _, token = issue_token(session)
+            session.commit()
+        self.client = webtest.TestApp(
+            self.app, extra_environ={"app.dbconnection": self.connection, **bearer(token)}
+        )
         self.live_users: set[int] = set()
         self.copies: dict[int, int] = {}  # live book id -> copies
         self.loan_state: dict[int, dict] = {}  # live checkout id -> model

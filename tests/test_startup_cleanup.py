@@ -8,7 +8,7 @@ import sys
 import pytest
 import sqlalchemy as sa
 import webtest
-from conftest import ROOT, app_settings, close_app
+from conftest import ROOT, app_settings, bearer, close_app, librarian_token
 from helpers import checkout, make_book, make_user
 from legacy import insert_checkout, unchecked, weaken_foreign_keys
 
@@ -24,7 +24,7 @@ def start_app():
     def start(url, **settings):
         app = booknexus.main({}, **app_settings(url, **settings))
         started.append(app)
-        return app, webtest.TestApp(app)
+        return app, webtest.TestApp(app, extra_environ=bearer(librarian_token(url)))
 
     yield start
     for app in started:

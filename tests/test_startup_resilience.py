@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 import sqlalchemy as sa
-from conftest import ROOT
+from conftest import ROOT, librarian_token
 from legacy import unchecked
 from proxy import Proxy
 from sqlalchemy.engine import make_url
@@ -48,7 +48,8 @@ def test_starts_without_its_database_and_recovers_without_restart(fresh_database
             'INSERT INTO "Checkouts" ("userId", "bookId", "checkedOutAt", "dueAt", renewals, '
             '"createdAt", "updatedAt") VALUES (404, 404, now(), now(), 0, now(), now())'
         )
-    served = serve_url(through(url, proxy))  # the proxy is closed: the database is "down"
+    token = librarian_token(url)
+    served = serve_url(through(url, proxy), token)  # the proxy is closed: the database is "down"
 
     status, body = served.request("GET", "/health")
     assert status == 503

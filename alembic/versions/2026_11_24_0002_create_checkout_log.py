@@ -41,11 +41,12 @@ def iso(column: str) -> str:
 # The state of each checkout as JSON, timestamps as ISO 8601: UTC, microseconds, offset.
 IMPORT_DATA = {
     "postgresql": f"""json_build_object('checkedOutAt', {iso("checkedOutAt")}, 'dueAt', {iso("dueAt")},
-                                       'returnedAt', {iso("returnedAt")}, 'renewals', renewals)""",
+                                       'returnedAt', {iso("returnedAt")}, 'renewals', renewals,
+                                       'actor', NULL)""",
     "sqlite": """json_object('checkedOutAt', replace("checkedOutAt", ' ', 'T') || '+00:00',
                              'dueAt', replace("dueAt", ' ', 'T') || '+00:00',
                              'returnedAt', replace("returnedAt", ' ', 'T') || '+00:00',
-                             'renewals', renewals)""",
+                             'renewals', renewals, 'actor', NULL)""",
 }
 NOW = {"postgresql": "now()", "sqlite": "strftime('%Y-%m-%d %H:%M:%f000', 'now')"}
 

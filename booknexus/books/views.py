@@ -1,4 +1,5 @@
 from pyramid.httpexceptions import HTTPNoContent
+from pyramid.security import NO_PERMISSION_REQUIRED
 from sqlalchemy import func, or_, select
 
 from booknexus.api import api_view, keyset_page, path_id, query_params
@@ -44,7 +45,7 @@ def ensure_isbn_free(request, isbn: str | None, book_id: int | None = None) -> N
         raise ApiError(409, "isbn_taken", f"ISBN {isbn} is already in the catalogue.", {"isbn": isbn})
 
 
-@api_view(route_name="books", request_method="GET")
+@api_view(route_name="books", request_method="GET", permission=NO_PERMISSION_REQUIRED)
 def list_books(request):
     params = query_params(request)
     statement = select(Book)
@@ -90,7 +91,7 @@ def create_book(request):
     return serialize_book(book, 0)
 
 
-@api_view(route_name="book", request_method="GET")
+@api_view(route_name="book", request_method="GET", permission=NO_PERMISSION_REQUIRED)
 def show_book(request):
     book = get_book(request, path_id(request))
     return serialize_book(book, open_loans(request.dbsession, book.id))

@@ -50,7 +50,7 @@ def get_open_checkout(request) -> Checkout:
     return checkout
 
 
-@api_view(route_name="checkouts", request_method="GET")
+@api_view(route_name="checkouts", request_method="GET", permission="view")
 def list_checkouts(request):
     params = query_params(request)
     statement = select(Checkout)
@@ -74,7 +74,7 @@ def list_checkouts(request):
     )
 
 
-@api_view(route_name="checkouts", request_method="POST")
+@api_view(route_name="checkouts", request_method="POST", permission="checkout")
 def create_checkout(request):
     body = request.openapi_validated.body
     # The book row lock serialises checkouts of one book: two requests for its last copy
@@ -95,12 +95,12 @@ def create_checkout(request):
     checkout = Checkout(user_id=user.id, book_id=book.id, checked_out_at=now, due_at=now + period)
     request.dbsession.add(checkout)
     request.dbsession.flush()
-    log.append(request.dbsession, checkout, log.CHECKED_OUT)
+    log.append(request.dbsession, checkout, log.CHECKED_OUT, actor=request.authenticated_userid)
     request.response.status_int = 201
     return serialize_checkout(checkout)
 
 
-@api_view(route_name="checkout", request_method="GET")
+@api_view(route_name="checkout", request_method="GET", permission="view")
 def show_checkout(request):
     checkout_id = path_id(request)
     checkout = request.dbsession.get(Checkout, checkout_id)
@@ -113,7 +113,11 @@ def show_checkout(request):
 def delete_checkout(request):
     checkout_id = path_id(request)
     deleted = log.delete_and_append(
-        request.dbsession, Checkout.id == checkout_id, log.DELETED, reason="checkout_deleted"
+        request.dbsession,
+        Checkout.id == checkout_id,
+        log.DELETED,
+        reason="checkout_deleted",
+        actor=request.authenticated_userid,
     )
     if not deleted:
         raise not_found("checkout", checkout_id)
@@ -125,11 +129,11 @@ def return_checkout(request):
     checkout = get_open_checkout(request)
     checkout.returned_at = utcnow()
     request.dbsession.flush()
-    log.append(request.dbsession, checkout, log.RETURNED)
+    log.append(request.dbsession, checkout, log.RETURNED, actor=request.authenticated_userid)
     return serialize_checkout(checkout)
 
 
-@api_view(route_name="checkout_renew", request_method="POST")
+@api_view(route_name="checkout_renew", request_method="POST", permission="renew")
 def renew_checkout(request):
     checkout = get_open_checkout(request)
     limit = max_renewals(request)
@@ -143,5 +147,5 @@ def renew_checkout(request):
     checkout.due_at = max(utcnow(), checkout.due_at) + loan_period(request)
     checkout.renewals += 1
     request.dbsession.flush()
-    log.append(request.dbsession, checkout, log.RENEWED)
+    log.append(request.dbsession, checkout, log.RENEWED, actor=request.authenticated_userid)
     return serialize_checkout(checkout)

@@ -2,5 +2,7 @@
 
 
 def includeme(config):
-    config.add_route("checkout_events", "/checkout-events")
-    config.add_route("checkout_history", "/checkouts/{id}/events")
+    config.add_route("checkout_events", "/checkout-events", factory="booknexus.security.LoansOf")
+    config.add_route(
+        "checkout_history", "/checkouts/{id}/events", factory="booknexus.security.CheckoutResource"
+    )

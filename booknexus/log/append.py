@@ -8,6 +8,7 @@ Readers are not blocked: EXCLUSIVE mode still admits plain SELECTs.
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     String,
     cast,
@@ -55,8 +56,9 @@ def checkout_state(checkout: Checkout) -> dict:
     }
 
 
-def append(session: Session, checkout: Checkout, type_: str, **extra) -> None:
-    """Record one change to one checkout (already flushed, so it has its id)."""
+def append(session: Session, checkout: Checkout, type_: str, actor: int | None, **extra) -> None:
+    """Record one change to one checkout (already flushed, so it has its id), made by ``actor``
+    (a user id; None for the system: startup cleanup, migrations)."""
     lock_log(session)
     session.add(
         CheckoutEvent(
@@ -65,7 +67,7 @@ def append(session: Session, checkout: Checkout, type_: str, **extra) -> None:
             book_id=checkout.book_id,
             type=type_,
             occurred_at=utcnow(),
-            data={**checkout_state(checkout), **extra},
+            data={**checkout_state(checkout), **extra, "actor": actor},
         )
     )
     session.flush()
@@ -79,6 +81,13 @@ def _iso(dialect: str, column) -> ColumnElement:
     return func.replace(column, " ", "T").concat("+00:00")
 
 
+def _json_value(value) -> ColumnElement:
+    # typed explicitly: PostgreSQL cannot infer a parameter's type inside json_build_object
+    if value is None:
+        return null()
+    return cast(literal(value), Integer if isinstance(value, int) else String)
+
+
 def state_json(dialect: str, source, **extra) -> ColumnElement:
     """SQL building the ``data`` of an event from a checkout row, for set-based appends."""
     pairs = []
@@ -87,7 +96,7 @@ def state_json(dialect: str, source, **extra) -> ColumnElement:
         ("dueAt", _iso(dialect, source.c.dueAt)),
         ("returnedAt", _iso(dialect, source.c.returnedAt)),
         ("renewals", source.c.renewals),
-        *((key, null() if value is None else cast(literal(value), String)) for key, value in extra.items()),
+        *((key, _json_value(value)) for key, value in extra.items()),
     ):
         # keys are our own constants; inline them, as PostgreSQL cannot type a parameter
         # passed to json_build_object's variadic "any"
@@ -127,7 +136,7 @@ def append_rows(session: Session, rows: Select) -> int:
     return count
 
 
-def delete_and_append(session: Session, where, type_: str, **extra) -> int:
+def delete_and_append(session: Session, where, type_: str, actor: int | None = None, **extra) -> int:
     """Delete every checkout matching ``where`` and log each one, set-based.
 
     PostgreSQL does it in one statement (``WITH gone AS (DELETE ... RETURNING *) INSERT``),
@@ -137,6 +146,7 @@ def delete_and_append(session: Session, where, type_: str, **extra) -> int:
     """
     dialect = session.get_bind().dialect.name
     checkouts = Checkout.__table__
+    extra["actor"] = actor
     if dialect == "postgresql":
         gone = delete(checkouts).where(where).returning(*checkouts.c).cte("gone")
         return append_rows(session, event_rows(dialect, gone, type_, **extra).order_by(gone.c.id))

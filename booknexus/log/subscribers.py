@@ -11,12 +11,20 @@ from booknexus.users.events import UserDeleted
 @subscriber(UserDeleted)
 def cascade_user_checkouts(event):
     delete_and_append(
-        event.request.dbsession, Checkout.user_id == event.user.id, DELETED, reason="user_deleted"
+        event.request.dbsession,
+        Checkout.user_id == event.user.id,
+        DELETED,
+        reason="user_deleted",
+        actor=event.request.authenticated_userid,
     )
 
 
 @subscriber(BookDeleted)
 def cascade_book_checkouts(event):
     delete_and_append(
-        event.request.dbsession, Checkout.book_id == event.book.id, DELETED, reason="book_deleted"
+        event.request.dbsession,
+        Checkout.book_id == event.book.id,
+        DELETED,
+        reason="book_deleted",
+        actor=event.request.authenticated_userid,
     )

@@ -37,7 +37,7 @@ def events_page(request, statement):
     )
 
 
-@api_view(route_name="checkout_events", request_method="GET")
+@api_view(route_name="checkout_events", request_method="GET", permission="view")
 def list_events(request):
     params = query_params(request)
     statement = select(CheckoutEvent)
@@ -47,7 +47,7 @@ def list_events(request):
     return events_page(request, statement)
 
 
-@api_view(route_name="checkout_history", request_method="GET")
+@api_view(route_name="checkout_history", request_method="GET", permission="view")
 def checkout_history(request):
     checkout_id = path_id(request)
     known = request.dbsession.scalar(

@@ -7,6 +7,8 @@ from datetime import timedelta
 from pyramid.paster import bootstrap, setup_logging
 from sqlalchemy import func, select
 
+from booknexus.accounts.librarians import create_or_promote_librarian
+from booknexus.accounts.passwords import hash_password
 from booknexus.books.models import Book
 from booknexus.checkouts.models import Checkout
 from booknexus.log import append as log
@@ -14,6 +16,9 @@ from booknexus.meta import utcnow
 from booknexus.users.models import User
 
 USERS = [("Ada Lovelace", "ada@example.org"), ("Alan Turing", "alan@example.org")]
+# demo credentials, printed by `make run`: for a local demo only
+LIBRARIAN = ("Lena Librarian", "librarian@example.org", "librarian-demo-pass")
+MEMBER_PASSWORD = "member-demo-pass"  # Ada's
 BOOKS = [
     ("Dune", "Frank Herbert", "978-0441013593", 2),
     ("The Left Hand of Darkness", "Ursula K. Le Guin", "978-0441478125", 1),
@@ -25,6 +30,7 @@ def load(session) -> bool:
     if session.scalar(select(func.count()).select_from(User)):
         return False
     users = [User(name=name, email=email) for name, email in USERS]
+    users[0].password_hash = hash_password(MEMBER_PASSWORD)
     books = [Book(title=t, author=a, isbn=i, copies=c) for t, a, i, c in BOOKS]
     session.add_all(users + books)
     session.flush()
@@ -34,7 +40,9 @@ def load(session) -> bool:
     )
     session.add(checkout)
     session.flush()
-    log.append(session, checkout, log.CHECKED_OUT)
+    log.append(session, checkout, log.CHECKED_OUT, actor=None)
+    name, email, password = LIBRARIAN
+    create_or_promote_librarian(session, email, password, name)
     return True
 
 
@@ -48,6 +56,8 @@ def main(argv=None):
         with request.tm:
             loaded = load(request.dbsession)
     print("demo data loaded" if loaded else "database not empty: demo data left out")
+    print(f"demo librarian: {LIBRARIAN[1]} / {LIBRARIAN[2]}")
+    print(f"demo member:    {USERS[0][1]} / {MEMBER_PASSWORD}")
     return 0
 
 

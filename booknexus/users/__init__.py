@@ -3,4 +3,4 @@
 
 def includeme(config):
     config.add_route("users", "/users")
-    config.add_route("user", "/users/{id}")
+    config.add_route("user", "/users/{id}", factory="booknexus.security.UserResource")

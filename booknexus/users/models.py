@@ -16,5 +16,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     email: Mapped[str] = mapped_column(String(255), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
+    # Argon2id hash; legacy users have none until a librarian sets a password
+    password_hash: Mapped[str | None] = mapped_column("passwordHash", String(255))
     created_at: Mapped[datetime] = mapped_column("createdAt", UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column("updatedAt", UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,10 +1,14 @@
 from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import select
 
+from booknexus.accounts.passwords import hash_password
 from booknexus.api import api_view, keyset_page, path_id, query_params
 from booknexus.errors import ApiError, not_found
+from booknexus.security import MANAGE, MEMBER
 from booknexus.users.events import UserDeleted
 from booknexus.users.models import User
+
+ACCOUNT_FIELDS = {"role", "password"}  # librarians only
 
 
 def serialize_user(user: User) -> dict:
@@ -12,6 +16,7 @@ def serialize_user(user: User) -> dict:
         "id": user.id,
         "name": user.name,
         "email": user.email,
+        "role": user.role,
         "createdAt": user.created_at,
         "updatedAt": user.updated_at,
     }
@@ -47,27 +52,33 @@ def list_users(request):
 def create_user(request):
     body = request.openapi_validated.body
     ensure_email_free(request, body["email"])
-    user = User(name=body["name"], email=body["email"])
+    user = User(name=body["name"], email=body["email"], role=body.get("role", MEMBER))
+    if "password" in body:
+        user.password_hash = hash_password(body["password"])
     request.dbsession.add(user)
     request.dbsession.flush()
     request.response.status_int = 201
     return serialize_user(user)
 
 
-@api_view(route_name="user", request_method="GET")
+@api_view(route_name="user", request_method="GET", permission="view")
 def show_user(request):
     return serialize_user(get_user(request, path_id(request)))
 
 
-@api_view(route_name="user", request_method="PATCH")
+@api_view(route_name="user", request_method="PATCH", permission="edit")
 def update_user(request):
-    user = get_user(request, path_id(request))
     body = request.openapi_validated.body
+    if ACCOUNT_FIELDS & body.keys() and not request.has_permission(MANAGE):
+        raise ApiError(403, "forbidden", "Only a librarian may set a role or a password.")
+    user = get_user(request, path_id(request))
     if "email" in body:
         ensure_email_free(request, body["email"], user.id)
-    for field in ("name", "email"):
+    for field in ("name", "email", "role"):
         if field in body:
             setattr(user, field, body[field])
+    if "password" in body:
+        user.password_hash = hash_password(body["password"])
     request.dbsession.flush()
     return serialize_user(user)
 

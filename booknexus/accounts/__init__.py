@@ -1,0 +1,6 @@
+"""Accounts: passwords, bearer tokens, and the routes that issue and revoke them."""
+
+
+def includeme(config):
+    config.add_route("tokens", "/auth/tokens")
+    config.add_route("current_token", "/auth/tokens/current")

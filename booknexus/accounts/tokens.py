@@ -1,0 +1,42 @@
+"""Bearer tokens: 32 random bytes, handed out once, stored only as their SHA-256."""
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from booknexus.accounts.models import Token
+from booknexus.meta import utcnow
+from booknexus.users.models import User
+
+TOKEN_BYTES = 32
+
+
+def digest(token: str) -> str:
+    # a plain hash suffices: the token has 256 bits of entropy, nothing to brute-force
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue(session: Session, user: User, ttl: timedelta) -> tuple[str, datetime]:
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    expires_at = utcnow() + ttl
+    session.add(Token(user_id=user.id, token_hash=digest(token), expires_at=expires_at))
+    session.flush()
+    return token, expires_at
+
+
+def find(session: Session, token: str) -> tuple[Token, User] | None:
+    """The live token and its user: not expired, not revoked (a deleted user's are gone)."""
+    row = session.execute(
+        select(Token, User)
+        .join(User, User.id == Token.user_id)
+        .where(Token.token_hash == digest(token), Token.revoked_at.is_(None), Token.expires_at > utcnow())
+    ).first()
+    return tuple(row) if row else None
+
+
+def revoke(session: Session, token: Token) -> None:
+    token.revoked_at = utcnow()
+    session.flush()

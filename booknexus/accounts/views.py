@@ -1,0 +1,39 @@
+from datetime import timedelta
+
+from pyramid.httpexceptions import HTTPNoContent
+from pyramid.security import NO_PERMISSION_REQUIRED
+from sqlalchemy import select
+
+from booknexus.accounts import tokens
+from booknexus.accounts.passwords import verify_password
+from booknexus.api import api_view
+from booknexus.errors import ApiError
+from booknexus.users.models import User
+
+
+def token_ttl(request) -> timedelta:
+    return timedelta(hours=float(request.registry.settings.get("booknexus.token_ttl_hours", 24)))
+
+
+@api_view(route_name="tokens", request_method="POST", permission=NO_PERMISSION_REQUIRED)
+def log_in(request):
+    body = request.openapi_validated.body
+    user = request.dbsession.scalar(select(User).where(User.email == body["email"]))
+    # one answer for a wrong email and a wrong password (and a user without one)
+    if not verify_password(user.password_hash if user else None, body["password"]):
+        raise ApiError(401, "invalid_credentials", "Wrong email or password.")
+    token, expires_at = tokens.issue(request.dbsession, user, token_ttl(request))
+    request.response.status_int = 201
+    return {
+        "token": token,
+        "tokenType": "Bearer",
+        "expiresAt": expires_at,
+        "userId": user.id,
+        "role": user.role,
+    }
+
+
+@api_view(route_name="current_token", request_method="DELETE", permission="authenticated")
+def log_out(request):
+    tokens.revoke(request.dbsession, request.identity.token)
+    return HTTPNoContent()
