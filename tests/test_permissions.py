@@ -1,0 +1,188 @@
+"""Who may do what: every route x {anonymous, member on self, member on another, librarian}.
+
+The table below is the access policy, written out. The test walks the application's
+registered views and fails if any (method, route) is missing from it, so a new route cannot
+ship without a rule.
+"""
+
+import json
+
+import pytest
+import webtest
+from conftest import bearer, issue_token
+
+from booknexus.accounts.passwords import hash_password
+from booknexus.books.models import Book
+from booknexus.checkouts.models import Checkout
+from booknexus.meta import utcnow
+
+ANON, SELF, OTHER, LIB = "anonymous", "member on self", "member on another", "librarian"
+PASSWORD = "correct horse battery"
+
+# (method, route pattern): (path/body template, {actor: expected status})
+# In templates {user} is the member's own id for SELF, the other member's for OTHER (and the
+# member's for ANON and LIB); likewise {checkout}. {book} is a book with copies to spare.
+MATRIX = {
+    ("GET", "/health"): (("/health", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
+    ("GET", "/openapi.yaml"): (("/openapi.yaml", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
+    ("GET", "/docs/"): (("/docs/", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
+    ("GET", "/docs/oauth2-redirect"): (
+        ("/docs/oauth2-redirect", None),
+        {ANON: 200, SELF: 200, OTHER: 200, LIB: 200},
+    ),
+    ("POST", "/auth/tokens"): (
+        ("/auth/tokens", {"email": "{email}", "password": PASSWORD}),
+        {ANON: 201, SELF: 201, OTHER: 201, LIB: 201},
+    ),
+    ("DELETE", "/auth/tokens/current"): (
+        ("/auth/tokens/current", None),
+        {ANON: 401, SELF: 204, OTHER: 204, LIB: 204},
+    ),
+    ("GET", "/users"): (("/users", None), {ANON: 401, SELF: 403, OTHER: 403, LIB: 200}),
+    ("POST", "/users"): (
+        ("/users", {"name": "New", "email": "new@example.org", "role": "librarian", "password": PASSWORD}),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 201},
+    ),
+    ("GET", "/users/{id}"): (("/users/{user}", None), {ANON: 401, SELF: 200, OTHER: 403, LIB: 200}),
+    ("PATCH", "/users/{id}"): (
+        ("/users/{user}", {"name": "Renamed"}),
+        {ANON: 401, SELF: 200, OTHER: 403, LIB: 200},
+    ),
+    ("DELETE", "/users/{id}"): (("/users/{user}", None), {ANON: 401, SELF: 403, OTHER: 403, LIB: 204}),
+    ("GET", "/books"): (("/books", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
+    ("POST", "/books"): (
+        ("/books", {"title": "T", "author": "A"}),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 201},
+    ),
+    ("GET", "/books/{id}"): (("/books/{book}", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
+    ("PATCH", "/books/{id}"): (
+        ("/books/{book}", {"copies": 9}),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 200},
+    ),
+    ("DELETE", "/books/{id}"): (("/books/{book}", None), {ANON: 401, SELF: 403, OTHER: 403, LIB: 204}),
+    ("GET", "/checkouts"): (
+        ("/checkouts?userId={user}", None),
+        {ANON: 401, SELF: 200, OTHER: 403, LIB: 200},
+    ),
+    ("POST", "/checkouts"): (
+        ("/checkouts", {"userId": "{user}", "bookId": "{book}"}),
+        {ANON: 401, SELF: 201, OTHER: 403, LIB: 201},
+    ),
+    ("GET", "/checkouts/{id}"): (
+        ("/checkouts/{checkout}", None),
+        {ANON: 401, SELF: 200, OTHER: 403, LIB: 200},
+    ),
+    ("DELETE", "/checkouts/{id}"): (
+        ("/checkouts/{checkout}", None),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 204},
+    ),
+    ("POST", "/checkouts/{id}/return"): (
+        ("/checkouts/{checkout}/return", None),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 200},
+    ),
+    ("POST", "/checkouts/{id}/renew"): (
+        ("/checkouts/{checkout}/renew", None),
+        {ANON: 401, SELF: 200, OTHER: 403, LIB: 200},
+    ),
+    ("GET", "/checkouts/{id}/events"): (
+        ("/checkouts/{checkout}/events", None),
+        {ANON: 401, SELF: 200, OTHER: 403, LIB: 200},
+    ),
+    ("GET", "/checkout-events"): (
+        ("/checkout-events?userId={user}", None),
+        {ANON: 401, SELF: 200, OTHER: 403, LIB: 200},
+    ),
+}
+
+
+def registered_views(app) -> set[tuple[str, str]]:
+    """(method, pattern) of every view the application registered on a route."""
+    routes = {route.name: route.pattern for route in app.routes_mapper.get_routes()}
+    found = set()
+    for item in app.registry.introspector.get_category("views"):
+        view = item["introspectable"]
+        if view["route_name"] is None or view["context"] is not None and view["exception_only"]:
+            continue
+        methods = view["request_methods"] or ("GET",)
+        for method in [methods] if isinstance(methods, str) else methods:
+            if method != "HEAD":
+                found.add((method, routes[view["route_name"]]))
+    return found
+
+
+def test_every_route_has_a_rule(app):
+    assert registered_views(app) == set(MATRIX), (
+        f"routes without a rule: {registered_views(app) - set(MATRIX)}; "
+        f"rules without a route: {set(MATRIX) - registered_views(app)}"
+    )
+
+
+@pytest.fixture
+def world(app, dbconnection, dbsession):
+    """Two members with a loan each (and a password), a librarian, and a spare book."""
+    member, member_token = issue_token(dbsession, role="member")
+    other, other_token = issue_token(dbsession, role="member")
+    _, librarian_token = issue_token(dbsession)
+    member.password_hash = other.password_hash = hash_password(PASSWORD)
+    book = Book(title="Spare", author="Copies", copies=10)
+    dbsession.add(book)
+    dbsession.flush()
+    loans = {}
+    for user in (member, other):
+        loan = Checkout(user_id=user.id, book_id=book.id, checked_out_at=utcnow(), due_at=utcnow())
+        dbsession.add(loan)
+        dbsession.flush()
+        loans[user.id] = loan.id
+    dbsession.commit()
+    clients = {
+        ANON: webtest.TestApp(app, extra_environ={"app.dbconnection": dbconnection}),
+        **{
+            actor: webtest.TestApp(app, extra_environ={"app.dbconnection": dbconnection, **bearer(token)})
+            for actor, token in ((SELF, member_token), (OTHER, member_token), (LIB, librarian_token))
+        },
+    }
+    # the member acts on the other member's things in the OTHER column
+    target = {ANON: member, SELF: member, OTHER: other, LIB: member}
+    return {"clients": clients, "target": target, "loans": loans, "book": book.id}
+
+
+def fill(template, values):
+    if isinstance(template, str):
+        text = template.format(**values)
+        return int(text) if template in ("{user}", "{book}") else text
+    if isinstance(template, dict):
+        return {key: fill(value, values) for key, value in template.items()}
+    return template
+
+
+@pytest.mark.parametrize("rule", sorted(MATRIX), ids=lambda rule: f"{rule[0]} {rule[1]}")
+def test_permission_matrix(world, dbconnection, rule):
+    method, _ = rule
+    (path, body), expected = MATRIX[rule]
+    seen, bodies = {}, {}
+    for actor in expected:
+        user = world["target"][actor]
+        values = {
+            "user": user.id,
+            "email": user.email,
+            "checkout": world["loans"][user.id],
+            "book": world["book"],
+        }
+        savepoint = dbconnection.begin_nested()  # each call sees the same world
+        try:
+            client = world["clients"][actor]
+            response = client.request(
+                fill(path, values),
+                method=method,
+                expect_errors=True,
+                **(
+                    {"body": json.dumps(fill(body, values)).encode(), "content_type": "application/json"}
+                    if body is not None
+                    else {}
+                ),
+            )
+            seen[actor] = response.status_int
+            bodies[actor] = response.body[:300]
+        finally:
+            savepoint.rollback()
+    assert seen == expected, bodies
