@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint clean
+.PHONY: run test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ run: $(STAMP)
 ## test: the whole suite, on SQLite and PostgreSQL
 test: $(STAMP)
 	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+## bench: ratios against same-run baselines on PostgreSQL; prints a table, writes bench/results.json
+bench: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk)
+	$(BIN)/python bench/run.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check --select E,F,I,W,B,UP --line-length 110 --per-file-ignores "tests/*:E501" booknexus tests alembic

@@ -1,0 +1,50 @@
+"""Child processes of bench/run.py, against BOOKNEXUS_DATABASE_URL, reading production.ini.
+
+    probe.py token       print a new librarian's bearer token
+    probe.py cleanup     run the startup cleanup + constraint check; print its seconds
+    probe.py fk-rebuild  upgrade 0002 -> 0003 through Alembic; print its seconds
+"""
+
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from pyramid.paster import get_appsettings
+
+from booknexus.accounts import tokens
+from booknexus.cleanup import run_cleanup
+from booknexus.db import get_engine
+from booknexus.foreign_keys import checkout_foreign_keys, problems
+from booknexus.users.models import User
+
+INI = str(Path(__file__).resolve().parent.parent / "production.ini")
+
+
+def main(what: str) -> None:
+    if what == "fk-rebuild":
+        start = time.perf_counter()
+        command.upgrade(Config(INI), "0003")
+        print(time.perf_counter() - start)
+        return
+    engine = get_engine(get_appsettings(INI))
+    with sa.orm.Session(engine) as session, session.begin():
+        if what == "token":
+            user = User(name="Bench Librarian", email=f"bench-{time.time_ns()}@example.org", role="librarian")
+            session.add(user)
+            session.flush()
+            print(tokens.issue(session, user, timedelta(hours=2))[0])
+        else:
+            start = time.perf_counter()
+            run_cleanup(session)
+            problems(checkout_foreign_keys(session.connection()))
+            session.commit()
+            print(time.perf_counter() - start)
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,365 @@
+"""make bench: BookNexus against its own baselines, measured side by side on PostgreSQL.
+
+Every figure is a ratio to a baseline measured in the same run; medians of several runs,
+with the raw numbers beside them. Prints one table and writes bench/results.json.
+Cleans up every database it creates.
+"""
+
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PYTHON = sys.executable
+ADMIN_URL = os.environ.get("BOOKNEXUS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+RUNS = int(os.environ.get("BENCH_RUNS", 3))
+WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", 8))
+BIG = 1_000_000
+ORPHANS = 100_000
+
+created: list[str] = []
+
+
+def libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def admin():
+    return psycopg.connect(libpq(ADMIN_URL), autocommit=True)
+
+
+def url_of(name: str) -> str:
+    return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def create_database(template: str | None = None) -> str:
+    name = f"booknexus_bench_{uuid.uuid4().hex[:10]}"
+    with admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    created.append(name)
+    return name
+
+
+def drop_database(name: str) -> None:
+    with admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    created.remove(name)
+
+
+def sql(name: str, *statements: str):
+    with psycopg.connect(libpq(url_of(name)), autocommit=True) as conn:
+        result = None
+        for statement in statements:
+            result = conn.execute(statement)
+        return result.fetchall() if result is not None and result.description else None
+
+
+def timed_sql(name: str, *statements: str) -> float:
+    with psycopg.connect(libpq(url_of(name)), autocommit=True) as conn:
+        start = time.perf_counter()
+        for statement in statements:
+            conn.execute(statement)
+        return time.perf_counter() - start
+
+
+def env_for(name: str) -> dict:
+    return {**os.environ, "BOOKNEXUS_DATABASE_URL": url_of(name)}
+
+
+def migrate(name: str, revision: str = "head") -> None:
+    subprocess.run(
+        [PYTHON, "-m", "alembic", "-c", str(ROOT / "production.ini"), "upgrade", revision],
+        env=env_for(name), check=True, capture_output=True, cwd=ROOT,
+    )
+
+
+def librarian_token(name: str) -> str:
+    out = subprocess.run(
+        [PYTHON, str(HERE / "probe.py"), "token"], env=env_for(name), check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip()
+
+
+# --- data, set-based ----------------------------------------------------------------
+
+STATE_JSON = """json_build_object(
+    'checkedOutAt', to_char("checkedOutAt" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+    'dueAt', to_char("dueAt" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+    'returnedAt', to_char("returnedAt" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+    'renewals', renewals, 'actor', NULL)"""
+
+
+def fill(name: str, checkouts: int, orphans: int = 0, log: bool = True) -> None:
+    """Users, books, `checkouts` loans (every tenth-ish an orphan if asked), and their log."""
+    users = max(checkouts // 10, 10)
+    every = checkouts // orphans if orphans else 0
+    orphan_case = f"CASE WHEN n % {every} = 0 THEN {users} + n ELSE 1 + n % {users} END" if every else f"1 + n % {users}"
+    statements = [
+        "SET session_replication_role = replica",  # orphans need the FK triggers off
+        'INSERT INTO "Users" (name, email, "createdAt", "updatedAt") '
+        f"SELECT 'User ' || n, 'user' || n || '@example.org', now(), now() FROM generate_series(1, {users}) n",
+        'INSERT INTO "Books" (title, author, copies, "createdAt", "updatedAt") '
+        "SELECT 'Book ' || n, 'Author ' || n, 100000, now(), now() FROM generate_series(1, 1000) n",
+        'INSERT INTO "Checkouts" ("userId", "bookId", "checkedOutAt", "dueAt", "returnedAt", renewals, '
+        f'"createdAt", "updatedAt") SELECT {orphan_case}, 1 + n % 1000, now(), now() + interval \'14 days\', '
+        "CASE WHEN n % 3 = 0 THEN now() END, 0, now(), now() "
+        f"FROM generate_series(1, {checkouts}) n",
+    ]
+    if log:
+        statements.append(
+            'INSERT INTO "CheckoutEvents" ("checkoutId", "userId", "bookId", type, "occurredAt", data) '
+            f"""SELECT id, "userId", "bookId", 'imported', now(), {STATE_JSON} FROM "Checkouts" ORDER BY id"""
+        )
+    statements += ["RESET session_replication_role", "VACUUM ANALYZE"]
+    sql(name, *statements)
+
+
+# --- servers and load -----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def server(which: str, name: str | None = None):
+    port = free_port()
+    env = env_for(name) if name else dict(os.environ)
+    process = subprocess.Popen([PYTHON, str(HERE / "serve.py"), which, str(port)], env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + ("/health" if which == "booknexus" else "/constant/1"), timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wrk(url: str, script: str | None = None, connections: int = 8, env: dict | None = None) -> dict:
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{WRK_SECONDS}s", "--latency", url]
+    if script:
+        command[1:1] = ["-s", str(HERE / script)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, **(env or {})}).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": latency(out, "50%"), "p99_ms": latency(out, "99%"),
+            "errors": int(non_2xx.group(1)) if non_2xx else 0}
+
+
+def latency(out: str, label: str) -> float:
+    value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+
+def median_of(runs: list[dict], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+# --- the five measurements ----------------------------------------------------------------
+
+
+def bench_http() -> list[dict]:
+    name = create_database()
+    migrate(name)
+    sql(name, 'INSERT INTO "Users" (name, email, "createdAt", "updatedAt") VALUES (\'Bench\', \'bench@example.org\', now(), now())',
+        'INSERT INTO "Books" (title, author, copies, "createdAt", "updatedAt") VALUES (\'Dune\', \'Frank Herbert\', 1000000, now(), now())')
+    token = librarian_token(name)
+    env = {"BENCH_TOKEN": token, "BENCH_CHECKOUT_BODY": json.dumps({"userId": 1, "bookId": 1})}
+    baseline, book, loans = [], [], []
+    with server("baseline") as base_url, server("booknexus", name) as app_url:
+        for _ in range(RUNS):  # interleaved, so drift hits all three alike
+            baseline.append(wrk(base_url + "/constant/1"))
+            book.append(wrk(app_url + "/books/1", "bearer.lua", env=env))
+            loans.append(wrk(app_url + "/checkouts", "checkout_return.lua", env=env))
+    drop_database(name)
+    base = median_of(baseline, "rps")
+    return [
+        row("HTTP GET /books/{id} (req/s vs constant JSON view)", median_of(book, "rps") / base, ">= 0.60",
+            lambda r: r >= 0.60, {"baseline": baseline, "measured": book}),
+        row("HTTP POST /checkouts + return (req/s vs constant JSON view)", median_of(loans, "rps") / base, ">= 0.30",
+            lambda r: r >= 0.30, {"baseline": baseline, "measured": loans}),
+    ]
+
+
+def bench_cleanup() -> list[dict]:
+    template = create_database()
+    migrate(template)
+    fill(template, BIG, ORPHANS)
+    empty = create_database()
+    migrate(empty)
+    full, bare, peak, empty_peak = [], [], [], []
+    for _ in range(RUNS):
+        copy = create_database(template)
+        bare.append(timed_sql(copy, 'DELETE FROM "Checkouts" c WHERE NOT EXISTS (SELECT 1 FROM "Users" u WHERE u.id = c."userId") '
+                                    'OR NOT EXISTS (SELECT 1 FROM "Books" b WHERE b.id = c."bookId")'))
+        drop_database(copy)
+        copy = create_database(template)
+        seconds, rss = probe(copy, "cleanup")
+        full.append(seconds)
+        peak.append(rss)
+        drop_database(copy)
+        empty_peak.append(probe(empty, "cleanup")[1])
+    drop_database(template)
+    drop_database(empty)
+    return [
+        row(f"startup cleanup, {BIG:,} checkouts / {ORPHANS:,} orphans (time vs bare DELETE)",
+            statistics.median(full) / statistics.median(bare), "<= 2.0", lambda r: r <= 2.0,
+            {"cleanup_s": full, "bare_delete_s": bare}),
+        row("startup cleanup peak RSS (vs same process on an empty database)",
+            statistics.median(peak) / statistics.median(empty_peak), "<= 1.2", lambda r: r <= 1.2,
+            {"peak_kib": peak, "empty_peak_kib": empty_peak}),
+    ]
+
+
+def probe(name: str, what: str) -> tuple[float, int]:
+    """Run bench/probe.py in a child; its own timing, and its peak RSS from wait4."""
+    process = subprocess.Popen([PYTHON, str(HERE / "probe.py"), what], env=env_for(name), stdout=subprocess.PIPE, text=True)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.stdout.close()
+    if status != 0:
+        raise RuntimeError(f"probe {what} failed: {output}")
+    return float(output.strip()), usage.ru_maxrss
+
+
+def bench_delete_user() -> list[dict]:
+    name = create_database()
+    migrate(name)
+    fill(name, 1000)
+    token = librarian_token(name)
+    app_times, bare_times = [], []
+    with server("booknexus", name) as app_url:
+        for _ in range(RUNS + 2):
+            for kind in ("app", "bare"):
+                user = sql(name, 'INSERT INTO "Users" (name, email, "createdAt", "updatedAt") '
+                                 f"VALUES ('Heavy', 'heavy-{uuid.uuid4().hex}@example.org', now(), now()) RETURNING id")[0][0]
+                sql(name, 'INSERT INTO "Checkouts" ("userId", "bookId", "checkedOutAt", "dueAt", renewals, "createdAt", "updatedAt") '
+                          f"SELECT {user}, 1 + n % 1000, now(), now(), 0, now(), now() FROM generate_series(1, 10000) n",
+                    'INSERT INTO "CheckoutEvents" ("checkoutId", "userId", "bookId", type, "occurredAt", data) '
+                    f"""SELECT id, "userId", "bookId", 'imported', now(), {STATE_JSON} FROM "Checkouts" WHERE "userId" = {user}""",
+                    'ANALYZE "Checkouts"')
+                if kind == "app":
+                    request = urllib.request.Request(f"{app_url}/users/{user}", method="DELETE",
+                                                     headers={"Authorization": f"Bearer {token}"})
+                    start = time.perf_counter()
+                    with urllib.request.urlopen(request, timeout=60) as response:
+                        assert response.status == 204
+                    app_times.append(time.perf_counter() - start)
+                else:
+                    bare_times.append(timed_sql(name, f'DELETE FROM "Users" WHERE id = {user}'))
+    logged = sql(name, "SELECT count(*) FROM \"CheckoutEvents\" WHERE type = 'deleted'")[0][0]
+    drop_database(name)
+    assert logged == 10000 * len(app_times), logged
+    return [row("DELETE /users/{id} with 10,000 checkouts, logged (vs DELETE letting the DB cascade)",
+                statistics.median(app_times) / statistics.median(bare_times), "<= 2.0", lambda r: r <= 2.0,
+                {"api_s": app_times, "bare_cascade_s": bare_times})]
+
+
+def bench_listing() -> list[dict]:
+    results = {}
+    for size in (1_000, BIG):
+        name = create_database()
+        migrate(name)
+        fill(name, size)
+        token = librarian_token(name)
+        deep = sql(name, 'SELECT max(id) - 500 FROM "Checkouts"')[0][0]
+        with server("booknexus", name) as url:
+            results[size] = [wrk(f"{url}/checkouts?limit=50&after={deep}", "bearer.lua", connections=1,
+                                 env={"BENCH_TOKEN": token}) for _ in range(RUNS)]
+        drop_database(name)
+    small, large = median_of(results[1_000], "p50_ms"), median_of(results[BIG], "p50_ms")
+    return [row(f"GET /checkouts?limit=50&after=<deep> on {BIG:,} vs 1,000 checkouts (median latency)",
+                large / small, "<= 1.3", lambda r: r <= 1.3, {"small": results[1_000], "large": results[BIG]})]
+
+
+def bench_fk_rebuild() -> list[dict]:
+    template = create_database()
+    sql(template, *LEGACY_DDL)
+    fill(template, BIG, log=False)
+    migrate(template, "0002")  # adopt + import: the database as it stands before the FK revision
+    sql(template, "VACUUM ANALYZE")
+    migration, bare = [], []
+    for _ in range(RUNS):
+        copy = create_database(template)
+        bare.append(timed_sql(copy, *(
+            f'ALTER TABLE "Checkouts" ADD CONSTRAINT "fk_{c}" FOREIGN KEY ("{c}") REFERENCES "{t}" (id) '
+            "ON DELETE CASCADE ON UPDATE CASCADE" for c, t in (("userId", "Users"), ("bookId", "Books")))))
+        drop_database(copy)
+        copy = create_database(template)
+        migration.append(probe(copy, "fk-rebuild")[0])
+        drop_database(copy)
+    drop_database(template)
+    return [row(f"FK-rebuild migration on a legacy database of {BIG:,} checkouts (vs bare ADD CONSTRAINT pair)",
+                statistics.median(migration) / statistics.median(bare), "<= 2.0", lambda r: r <= 2.0,
+                {"migration_s": migration, "bare_add_constraint_s": bare})]
+
+
+LEGACY_DDL = [
+    'CREATE TABLE "Users" (id SERIAL PRIMARY KEY, name VARCHAR(255) NOT NULL, email VARCHAR(255) NOT NULL UNIQUE, '
+    '"createdAt" TIMESTAMPTZ NOT NULL, "updatedAt" TIMESTAMPTZ NOT NULL)',
+    'CREATE TABLE "Books" (id SERIAL PRIMARY KEY, title VARCHAR(255) NOT NULL, author VARCHAR(255) NOT NULL, '
+    'isbn VARCHAR(255) UNIQUE, copies INTEGER DEFAULT 1, "createdAt" TIMESTAMPTZ NOT NULL, "updatedAt" TIMESTAMPTZ NOT NULL)',
+    'CREATE TABLE "Checkouts" (id SERIAL PRIMARY KEY, "userId" INTEGER NOT NULL, "bookId" INTEGER NOT NULL, '
+    '"checkedOutAt" TIMESTAMPTZ, "dueAt" TIMESTAMPTZ, "returnedAt" TIMESTAMPTZ, renewals INTEGER NOT NULL DEFAULT 0, '
+    '"createdAt" TIMESTAMPTZ NOT NULL, "updatedAt" TIMESTAMPTZ NOT NULL)',
+]
+
+
+def row(what, ratio, target, met, raw) -> dict:
+    return {"measure": what, "ratio": round(ratio, 3), "target": target, "met": bool(met(ratio)), "raw": raw}
+
+
+def summary(raw: dict) -> str:
+    parts = []
+    for key, runs in raw.items():
+        if runs and isinstance(runs[0], dict):
+            parts.append(f"{key}: " + ", ".join(f"{r['rps']:.0f} req/s p99 {r['p99_ms']:.1f} ms" for r in runs))
+        else:
+            parts.append(f"{key}: " + ", ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in runs))
+    return "; ".join(parts)
+
+
+def main() -> int:
+    started = time.monotonic()
+    rows = []
+    try:
+        for bench in (bench_http, bench_cleanup, bench_delete_user, bench_listing, bench_fk_rebuild):
+            print(f"running {bench.__name__} ...", flush=True)
+            rows += bench()
+    finally:
+        for name in list(created):
+            drop_database(name)
+    print(f"\n{'measure':<92} {'ratio':>7} {'target':>8}  met")
+    for r in rows:
+        print(f"{r['measure']:<92} {r['ratio']:>7.3f} {r['target']:>8}  {'yes' if r['met'] else 'NO'}")
+        print(f"    raw: {summary(r['raw'])}")
+    print(f"\n{RUNS} runs each; ratios are medians; finished in {time.monotonic() - started:.0f} s")
+    (HERE / "results.json").write_text(json.dumps({"runs": RUNS, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
