@@ -1,0 +1,18 @@
+"""Console scripts. Each takes an ini file; BOOKNEXUS_DATABASE_URL overrides its URL."""
+
+import contextlib
+
+from pyramid.paster import get_appsettings, setup_logging
+
+from booknexus.db import get_engine
+
+
+@contextlib.contextmanager
+def database_of(config_uri: str):
+    """The ini's logging set up, and an engine on its database, disposed of afterwards."""
+    setup_logging(config_uri)
+    engine = get_engine(get_appsettings(config_uri))
+    try:
+        yield engine
+    finally:
+        engine.dispose()

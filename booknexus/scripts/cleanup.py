@@ -9,11 +9,10 @@ import argparse
 import json
 import sys
 
-from pyramid.paster import get_appsettings, setup_logging
-
 from booknexus.cleanup import run_cleanup
-from booknexus.db import get_engine, get_session_factory
+from booknexus.db import get_session_factory
 from booknexus.foreign_keys import FIX_COMMAND, checkout_foreign_keys, problems
+from booknexus.scripts import database_of
 
 
 def main(argv=None) -> int:
@@ -21,9 +20,7 @@ def main(argv=None) -> int:
     parser.add_argument("config_uri", help="e.g. production.ini")
     parser.add_argument("--dry-run", action="store_true", help="report, change nothing")
     args = parser.parse_args(argv)
-    setup_logging(args.config_uri)
-    engine = get_engine(get_appsettings(args.config_uri))
-    try:
+    with database_of(args.config_uri) as engine:
         with get_session_factory(engine)() as session:
             report = run_cleanup(session)
             found = problems(checkout_foreign_keys(session.connection()))
@@ -31,8 +28,6 @@ def main(argv=None) -> int:
                 session.rollback()
             else:
                 session.commit()
-    finally:
-        engine.dispose()
     print(("dry run, nothing changed: would have done: " if args.dry_run else "") + report.summary())
     print(json.dumps(report.as_json(), indent=2))
     for problem in found:

@@ -8,10 +8,9 @@ import argparse
 import getpass
 import sys
 
-from pyramid.paster import get_appsettings, setup_logging
-
 from booknexus.accounts.librarians import create_or_promote_librarian
-from booknexus.db import get_engine, get_session_factory
+from booknexus.db import get_session_factory
+from booknexus.scripts import database_of
 
 MIN_LENGTH = 8
 
@@ -34,18 +33,14 @@ def main(argv=None) -> int:
     parser.add_argument("--name")
     parser.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     args = parser.parse_args(argv)
-    setup_logging(args.config_uri)
     password = read_password(args.password_stdin)
     if len(password) < MIN_LENGTH:
         print(f"the password must have at least {MIN_LENGTH} characters", file=sys.stderr)
         return 2
-    engine = get_engine(get_appsettings(args.config_uri))
-    try:
+    with database_of(args.config_uri) as engine:
         with get_session_factory(engine)() as session, session.begin():
             user = create_or_promote_librarian(session, args.email, password, args.name)
             print(f"librarian {user.email} (user {user.id}) is ready")
-    finally:
-        engine.dispose()
     return 0
 
 

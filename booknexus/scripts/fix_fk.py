@@ -10,9 +10,7 @@ import sys
 
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from pyramid.paster import get_appsettings, setup_logging
 
-from booknexus.db import get_engine
 from booknexus.foreign_keys import (
     checkout_foreign_keys,
     problems,
@@ -20,6 +18,7 @@ from booknexus.foreign_keys import (
     sqlite_foreign_key_violations,
     sqlite_foreign_keys_off,
 )
+from booknexus.scripts import database_of
 
 
 def report(connection) -> list[str]:
@@ -50,9 +49,7 @@ def main(argv=None) -> int:
     parser.add_argument("config_uri", help="e.g. production.ini")
     parser.add_argument("--check", action="store_true", help="only report; exit 1 if wrong")
     args = parser.parse_args(argv)
-    setup_logging(args.config_uri)
-    engine = get_engine(get_appsettings(args.config_uri))
-    try:
+    with database_of(args.config_uri) as engine:
         with engine.connect() as connection:
             found = report(connection)
             connection.rollback()
@@ -64,8 +61,6 @@ def main(argv=None) -> int:
             else:
                 fix(connection)
             return 1 if report(connection) else 0
-    finally:
-        engine.dispose()
 
 
 if __name__ == "__main__":
