@@ -125,7 +125,7 @@ def append_rows(session: Session, rows: Select) -> int:
     lock_log(session)
     statement = insert(CheckoutEvent.__table__).from_select(EVENT_COLUMNS, rows)
     if session.get_bind().dialect.name == "postgresql":
-        # psycopg reports no rowcount for INSERT ... SELECT here: count RETURNING in SQL
+        # the rowcount of this INSERT ... SELECT comes back as -1: count RETURNING in SQL
         appended = statement.returning(CheckoutEvent.__table__.c.id).cte("appended")
         count = session.scalar(select(func.count()).select_from(appended))
     else:
