@@ -20,7 +20,6 @@ from booknexus.log.models import CheckoutEvent
 
 MEMBER = "member"
 LIBRARIAN = "librarian"
-ROLES = (MEMBER, LIBRARIAN)
 MANAGE = "manage"  # the default permission: librarians only
 
 LIBRARIAN_RULE = (Allow, f"role:{LIBRARIAN}", ALL_PERMISSIONS)
