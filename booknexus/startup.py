@@ -63,13 +63,16 @@ def attempt(registry, state: StartupState) -> None:
     """One try at the startup work, in one transaction."""
     state.attempts += 1
     session = registry["dbsession_factory"]()
+    report = None
     try:
         with session.begin():
             if state.cleanup_enabled:
-                state.cleanup = run_cleanup(session)
+                report = run_cleanup(session)
             found = problems(checkout_foreign_keys(session.connection()))
     finally:
         session.close()
+    if report is not None:
+        state.cleanup = report  # only once committed
     for problem in found:
         log.warning("constraint check: %s; fix with: %s", problem, FIX_COMMAND)
     state.constraint_problems = found
