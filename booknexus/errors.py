@@ -84,9 +84,31 @@ def forbidden(exc, request):
 
 @exception_view_config(PredicateMismatch)
 def method_not_allowed(exc, request):
-    return error_response(
-        request, 405, "method_not_allowed", f"{request.method} is not allowed on {request.path}."
+    allowed = allowed_methods(request)
+    response = error_response(
+        request,
+        405,
+        "method_not_allowed",
+        f"{request.method} is not allowed on {request.path}.",
+        {"allowed": allowed},
     )
+    response.headers["Allow"] = ", ".join(allowed)  # RFC 9110 requires it on a 405
+    return response
+
+
+def allowed_methods(request) -> list[str]:
+    """The methods the matched route has views for, read from Pyramid's introspector."""
+    route = request.matched_route.name if request.matched_route else None
+    methods = set()
+    for item in request.registry.introspector.get_category("views"):
+        view = item["introspectable"]
+        if view["route_name"] == route and view["request_methods"]:
+            methods.update(
+                [view["request_methods"]]
+                if isinstance(view["request_methods"], str)
+                else view["request_methods"]
+            )
+    return sorted(methods)
 
 
 @exception_view_config(HTTPNotFound)

@@ -77,7 +77,11 @@ def test_unstorable_text_is_400_and_nothing_is_written(testapp, value):
 def test_unknown_route_is_json_404_and_wrong_method_405(testapp):
     assert_error(testapp.get("/nowhere", status=404), 404, "not_found")
     book = make_book(testapp)
-    assert_error(testapp.put_json(f"/books/{book['id']}", {}, status=405), 405, "method_not_allowed")
+    response = testapp.put_json(f"/books/{book['id']}", {}, status=405)
+    assert assert_error(response, 405, "method_not_allowed")["details"] == {
+        "allowed": ["DELETE", "GET", "PATCH"]
+    }
+    assert response.headers["Allow"] == "DELETE, GET, PATCH"
 
 
 def test_unreachable_database_is_json_503():
