@@ -26,10 +26,6 @@ class ApiError(Exception):
         self.details = details
 
 
-class DatabaseUnavailable(Exception):
-    """The database cannot be reached (or is not yet usable); answered with a 503."""
-
-
 def not_found(kind: str, id_: int) -> ApiError:
     return ApiError(404, f"{kind}_not_found", f"No {kind} with id {id_}.", {"id": id_})
 
@@ -155,7 +151,6 @@ def internal_error(exc, request):
 def includeme(config):
     """Exception views for an unreachable database; the rest are found by the app's scan."""
     for unavailable in (
-        DatabaseUnavailable,
         sa_exc.OperationalError,
         sa_exc.InterfaceError,
         sa_exc.TimeoutError,
