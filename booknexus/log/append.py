@@ -34,7 +34,6 @@ RETURNED = "returned"
 DELETED = "deleted"
 PURGED = "purged"
 IMPORTED = "imported"
-EVENT_TYPES = (CHECKED_OUT, RENEWED, RETURNED, DELETED, PURGED, IMPORTED)
 
 ISO_UTC_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'  # PostgreSQL's to_char
 
