@@ -43,7 +43,7 @@ from booknexus.log.append import (
     event_rows,
 )
 from booknexus.log.models import CheckoutEvent
-from booknexus.meta import utcnow
+from booknexus.meta import isoformat, utcnow
 from booknexus.users.models import User
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class CleanupReport:
 
     def as_json(self) -> dict:
         report = asdict(self)
-        report["at"] = self.at.isoformat()
+        report["at"] = isoformat(self.at)
         return report
 
 

@@ -59,6 +59,7 @@ def test_return_then_return_again_is_409(testapp):
     assert testapp.get(f"/books/{book['id']}").json["available"] == 1
     again = testapp.post(f"/checkouts/{loan['id']}/return", status=409)
     assert error_code(again) == "already_returned"
+    assert again.json["error"]["details"] == {"returnedAt": returned["returnedAt"]}
     assert testapp.get(f"/checkouts/{loan['id']}").json == returned
 
 

@@ -8,7 +8,7 @@ from booknexus.books.views import get_book, open_loans
 from booknexus.checkouts.models import Checkout
 from booknexus.errors import ApiError, not_found
 from booknexus.log import append as log
-from booknexus.meta import utcnow
+from booknexus.meta import isoformat, utcnow
 from booknexus.users.views import get_user
 
 
@@ -44,8 +44,8 @@ def get_open_checkout(request) -> Checkout:
         raise ApiError(
             409,
             "already_returned",
-            f"Checkout {checkout.id} was returned at {checkout.returned_at.isoformat()}.",
-            {"returnedAt": checkout.returned_at.isoformat()},
+            f"Checkout {checkout.id} was returned at {isoformat(checkout.returned_at)}.",
+            {"returnedAt": isoformat(checkout.returned_at)},
         )
     return checkout
 
