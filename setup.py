@@ -25,7 +25,7 @@ tests_require = [
 setup(
     name="booknexus",
     version="0.1.0",
-    description="BookNexus: the back end of a library (users, books, checkouts) as a Pyramid JSON API",
+    description="BookNexus: the back end of a library (users, books, checkouts, holds) as a Pyramid JSON API",
     python_requires=">=3.11",
     packages=find_packages(exclude=["tests"]),
     include_package_data=True,
@@ -41,6 +41,7 @@ setup(
             "booknexus-cleanup = booknexus.scripts.cleanup:main",
             "booknexus-fix-fk = booknexus.scripts.fix_fk:main",
             "booknexus-create-librarian = booknexus.scripts.create_librarian:main",
+            "booknexus-expire-holds = booknexus.scripts.expire_holds:main",
         ],
     },
 )

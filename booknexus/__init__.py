@@ -27,12 +27,15 @@ def main(global_config, **settings):
             config.add_exception_view(request_validation_error, context=invalid)
         # one JSON error contract for every failure
         config.include("booknexus.errors")
+        # the loan rules (limits, periods), read from the settings once
+        config.include("booknexus.rules")
         # the domain: one package per concept, each registering its routes
         config.include("booknexus.health")
         config.include("booknexus.accounts")
         config.include("booknexus.users")
         config.include("booknexus.books")
         config.include("booknexus.checkouts")
+        config.include("booknexus.holds")
         config.include("booknexus.log")
         # cleanup and constraint check at startup, retried while the database is away
         config.include("booknexus.startup")

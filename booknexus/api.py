@@ -32,15 +32,15 @@ def path_id(request) -> int:
 def keyset_page(session, statement: Select, key, limit: int, after: int | None, serialize):
     """One page ordered by ``key``, starting after the cursor ``after``.
 
-    Keyset pagination: the cost of a page does not depend on how deep it is.
+    Keyset pagination: the cost of a page does not depend on how deep it is. The statement
+    selects an entity first (and maybe more columns); ``serialize`` gets each row's values.
     """
     if after is not None:
         statement = statement.where(key > after)
-    rows = session.scalars(statement.order_by(key).limit(limit + 1)).all()
+    rows = session.execute(statement.order_by(key).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [serialize(row) for row in rows]
-    return {"items": items, "next": rows[-1].id if more else None}
+    return {"items": [serialize(*row) for row in rows], "next": rows[-1][0].id if more else None}
 
 
 def json_renderer() -> JSON:

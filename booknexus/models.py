@@ -3,8 +3,9 @@
 from booknexus.accounts.models import Token
 from booknexus.books.models import Book
 from booknexus.checkouts.models import Checkout
-from booknexus.log.models import CheckoutEvent
+from booknexus.holds.models import Hold
+from booknexus.log.models import CheckoutEvent, HoldEvent
 from booknexus.meta import Base
 from booknexus.users.models import User
 
-__all__ = ["Base", "Book", "Checkout", "CheckoutEvent", "Token", "User"]
+__all__ = ["Base", "Book", "Checkout", "CheckoutEvent", "Hold", "HoldEvent", "Token", "User"]

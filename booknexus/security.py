@@ -2,8 +2,8 @@
 
 Principals: ``user:<id>`` and ``role:<role>`` for the bearer of a valid token.
 - anonymous: health, the catalogue (GET /books, GET /books/{id}), logging in, the API docs;
-- member: their own user (read, update except role and password), their own checkouts and
-  events (read), checking out and renewing for themselves;
+- member: their own user (read, update except role and password), their own checkouts,
+  holds and events (read), checking out, renewing, placing and cancelling holds for themselves;
 - librarian: everything (ALL_PERMISSIONS).
 Every view without an explicit permission needs ``manage``, which only librarians have, so
 a new route is closed until a rule opens it.
@@ -16,10 +16,11 @@ from sqlalchemy import select
 
 from booknexus.accounts import tokens
 from booknexus.checkouts.models import Checkout
-from booknexus.log.models import CheckoutEvent
+from booknexus.holds.models import Hold
+from booknexus.log.models import CheckoutEvent, HoldEvent
+from booknexus.log.streams import STREAMS
+from booknexus.users.models import LIBRARIAN, MEMBER  # noqa: F401  (re-exported)
 
-MEMBER = "member"
-LIBRARIAN = "librarian"
 MANAGE = "manage"  # the default permission: librarians only
 
 LIBRARIAN_RULE = (Allow, f"role:{LIBRARIAN}", ALL_PERMISSIONS)
@@ -58,22 +59,37 @@ class UserResource(OwnedBy):
         return _int(self.request.matchdict.get("id"))
 
 
-class CheckoutResource(OwnedBy):
+class RecordResource(OwnedBy):
+    """A record named by the path's id, owned by its user; once deleted, its log still
+    says whose it was."""
+
+    record: type
+    event: type
+
+    def owner(self):
+        record_id = _int(self.request.matchdict.get("id"))
+        if record_id is None:
+            return None
+        session = self.request.dbsession
+        owner = session.scalar(select(self.record.user_id).where(self.record.id == record_id))
+        if owner is None:  # deleted: its history still belongs to its user
+            key = self.event.__table__.c[STREAMS[self.record].key]
+            owner = session.scalar(select(self.event.user_id).where(key == record_id).limit(1))
+        return owner
+
+
+class CheckoutResource(RecordResource):
     """/checkouts/{id}[/renew|/events]: members read and renew their own loans."""
 
     grants = ("view", "renew")
+    record, event = Checkout, CheckoutEvent
 
-    def owner(self):
-        checkout_id = _int(self.request.matchdict.get("id"))
-        if checkout_id is None:
-            return None
-        session = self.request.dbsession
-        owner = session.scalar(select(Checkout.user_id).where(Checkout.id == checkout_id))
-        if owner is None:  # deleted: its history still belongs to its user
-            owner = session.scalar(
-                select(CheckoutEvent.user_id).where(CheckoutEvent.checkout_id == checkout_id).limit(1)
-            )
-        return owner
+
+class HoldResource(RecordResource):
+    """/holds/{id}[/events]: members read and cancel their own holds."""
+
+    grants = ("view", "cancel")
+    record, event = Hold, HoldEvent
 
 
 class LoansOf(OwnedBy):
@@ -86,6 +102,12 @@ class LoansOf(OwnedBy):
         if self.request.method == "POST":
             return _int(_json_body(self.request).get("userId"))
         return _int(self.request.GET.get("userId"))
+
+
+class HoldsOf(LoansOf):
+    """/holds, /hold-events: members list their own holds and place holds for themselves."""
+
+    grants = ("view", "hold")
 
 
 MAX_ID = 2**31 - 1

@@ -6,6 +6,7 @@ ship without a rule.
 """
 
 import json
+from datetime import timedelta
 
 import pytest
 import webtest
@@ -14,6 +15,7 @@ from conftest import bearer, issue_token
 from booknexus.accounts.passwords import hash_password
 from booknexus.books.models import Book
 from booknexus.checkouts.models import Checkout
+from booknexus.holds.models import WAITING, Hold
 from booknexus.meta import utcnow
 
 ANON, SELF, OTHER, LIB = "anonymous", "member on self", "member on another", "librarian"
@@ -21,7 +23,8 @@ PASSWORD = "correct horse battery"
 
 # (method, route pattern): (path/body template, {actor: expected status})
 # In templates {user} is the member's own id for SELF, the other member's for OTHER (and the
-# member's for ANON and LIB); likewise {checkout}. {book} is a book with copies to spare.
+# member's for ANON and LIB); likewise {checkout} and {hold} (a hold on a book on loan).
+# {book} is a book with copies to spare, {wanted} one nobody has borrowed or held.
 MATRIX = {
     ("GET", "/health"): (("/health", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
     ("GET", "/openapi.yaml"): (("/openapi.yaml", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
@@ -92,6 +95,21 @@ MATRIX = {
         ("/checkout-events?userId={user}", None),
         {ANON: 401, SELF: 200, OTHER: 403, LIB: 200},
     ),
+    ("GET", "/holds"): (("/holds?userId={user}", None), {ANON: 401, SELF: 200, OTHER: 403, LIB: 200}),
+    ("POST", "/holds"): (
+        ("/holds", {"userId": "{user}", "bookId": "{wanted}"}),
+        {ANON: 401, SELF: 201, OTHER: 403, LIB: 201},
+    ),
+    ("GET", "/holds/{id}"): (("/holds/{hold}", None), {ANON: 401, SELF: 200, OTHER: 403, LIB: 200}),
+    ("DELETE", "/holds/{id}"): (("/holds/{hold}", None), {ANON: 401, SELF: 204, OTHER: 403, LIB: 204}),
+    ("GET", "/holds/{id}/events"): (
+        ("/holds/{hold}/events", None),
+        {ANON: 401, SELF: 200, OTHER: 403, LIB: 200},
+    ),
+    ("GET", "/hold-events"): (
+        ("/hold-events?userId={user}", None),
+        {ANON: 401, SELF: 200, OTHER: 403, LIB: 200},
+    ),
 }
 
 
@@ -119,7 +137,7 @@ def test_every_route_has_a_rule(app):
 
 @pytest.fixture
 def world(app, dbconnection, dbsession):
-    """Two members with a loan each (and a password), a librarian, and a spare book."""
+    """Two members with a loan and a hold each (and a password), a librarian, a spare book."""
     member, member_token = issue_token(dbsession, role="member")
     other, other_token = issue_token(dbsession, role="member")
     _, librarian_token = issue_token(dbsession)
@@ -127,12 +145,18 @@ def world(app, dbconnection, dbsession):
     book = Book(title="Spare", author="Copies", copies=10)
     dbsession.add(book)
     dbsession.flush()
-    loans = {}
+    out, wanted = Book(title="Out", author="On loan", copies=1), Book(title="Wanted", author="W", copies=1)
+    dbsession.add_all([out, wanted])
+    dbsession.flush()
+    loans, holds = {}, {}
     for user in (member, other):
-        loan = Checkout(user_id=user.id, book_id=book.id, checked_out_at=utcnow(), due_at=utcnow())
-        dbsession.add(loan)
+        loan = Checkout(
+            user_id=user.id, book_id=book.id, checked_out_at=utcnow(), due_at=utcnow() + timedelta(days=14)
+        )
+        hold = Hold(user_id=user.id, book_id=out.id, status=WAITING, placed_at=utcnow())
+        dbsession.add_all([loan, hold])
         dbsession.flush()
-        loans[user.id] = loan.id
+        loans[user.id], holds[user.id] = loan.id, hold.id
     dbsession.commit()
     clients = {
         ANON: webtest.TestApp(app, extra_environ={"app.dbconnection": dbconnection}),
@@ -143,13 +167,13 @@ def world(app, dbconnection, dbsession):
     }
     # the member acts on the other member's things in the OTHER column
     target = {ANON: member, SELF: member, OTHER: other, LIB: member}
-    return {"clients": clients, "target": target, "loans": loans, "book": book.id}
+    return {"clients": clients, "target": target, "loans": loans, "holds": holds, "book": book.id, "wanted": wanted.id}
 
 
 def fill(template, values):
     if isinstance(template, str):
         text = template.format(**values)
-        return int(text) if template in ("{user}", "{book}") else text
+        return int(text) if template in ("{user}", "{book}", "{wanted}") else text
     if isinstance(template, dict):
         return {key: fill(value, values) for key, value in template.items()}
     return template
@@ -166,7 +190,9 @@ def test_permission_matrix(world, dbconnection, rule):
             "user": user.id,
             "email": user.email,
             "checkout": world["loans"][user.id],
+            "hold": world["holds"][user.id],
             "book": world["book"],
+            "wanted": world["wanted"],
         }
         savepoint = dbconnection.begin_nested()  # each call sees the same world
         try:

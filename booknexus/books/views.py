@@ -5,40 +5,24 @@ from sqlalchemy import func, or_, select
 from booknexus.api import api_view, keyset_page, path_id, query_params
 from booknexus.books.events import BookDeleted
 from booknexus.books.models import Book
-from booknexus.checkouts.models import Checkout
+from booknexus.books.queries import get_book, loans_by_book, open_loans, open_loans_query
 from booknexus.errors import ApiError, not_found
+from booknexus.holds.queue import set_aside, set_aside_by_book, set_aside_query, settle
+from booknexus.rules import rules
 
 
-def open_loans_query(book_id):
-    return (
-        select(func.count())
-        .select_from(Checkout)
-        .where(Checkout.book_id == book_id, Checkout.returned_at.is_(None))
-    )
-
-
-def open_loans(session, book_id: int) -> int:
-    return session.scalar(open_loans_query(book_id))
-
-
-def serialize_book(book: Book, on_loan: int) -> dict:
+def serialize_book(book: Book, on_loan: int, held: int) -> dict:
     return {
         "id": book.id,
         "title": book.title,
         "author": book.author,
         "isbn": book.isbn,
         "copies": book.copies,
-        "available": max(book.copies - on_loan, 0),
+        # a copy set aside for a ready hold is not available to anyone else
+        "available": max(book.copies - on_loan - held, 0),
         "createdAt": book.created_at,
         "updatedAt": book.updated_at,
     }
-
-
-def get_book(request, book_id: int, for_update: bool = False) -> Book:
-    book = request.dbsession.get(Book, book_id, with_for_update=for_update)
-    if book is None:
-        raise not_found("book", book_id)
-    return book
 
 
 def ensure_isbn_free(request, isbn: str | None, book_id: int | None = None) -> None:
@@ -67,21 +51,13 @@ def list_books(request):
     page = keyset_page(
         request.dbsession, statement, Book.id, params["limit"], params.get("after"), lambda b: b
     )
-    on_loan = loans_by_book(request.dbsession, [book.id for book in page["items"]])
-    page["items"] = [serialize_book(book, on_loan.get(book.id, 0)) for book in page["items"]]
+    ids = [book.id for book in page["items"]]
+    on_loan = loans_by_book(request.dbsession, ids)
+    held = set_aside_by_book(request.dbsession, ids)
+    page["items"] = [
+        serialize_book(book, on_loan.get(book.id, 0), held.get(book.id, 0)) for book in page["items"]
+    ]
     return page
-
-
-def loans_by_book(session, book_ids: list[int]) -> dict[int, int]:
-    """Open loans per book for a whole page, in one query."""
-    if not book_ids:
-        return {}
-    rows = session.execute(
-        select(Checkout.book_id, func.count())
-        .where(Checkout.book_id.in_(book_ids), Checkout.returned_at.is_(None))
-        .group_by(Checkout.book_id)
-    )
-    return dict(rows.all())
 
 
 @api_view(route_name="books", request_method="POST")
@@ -92,15 +68,17 @@ def create_book(request):
     request.dbsession.add(book)
     request.dbsession.flush()
     request.response.status_int = 201
-    return serialize_book(book, 0)
+    return serialize_book(book, 0, 0)
 
 
 @api_view(route_name="book", request_method="GET", permission=NO_PERMISSION_REQUIRED)
 def show_book(request):
-    # the hottest read of the catalogue: the book and its open loans in one round trip
+    # the hottest read of the catalogue: the book, its open loans and ready holds in one round trip
     book_id = path_id(request)
     row = request.dbsession.execute(
-        select(Book, open_loans_query(Book.id).scalar_subquery()).where(Book.id == book_id)
+        select(
+            Book, open_loans_query(Book.id).scalar_subquery(), set_aside_query(Book.id).scalar_subquery()
+        ).where(Book.id == book_id)
     ).first()
     if row is None:
         raise not_found("book", book_id)
@@ -109,29 +87,35 @@ def show_book(request):
 
 @api_view(route_name="book", request_method="PATCH")
 def update_book(request):
-    # Locked like a checkout locks it, so copies and open loans are read consistently.
-    book = get_book(request, path_id(request), for_update=True)
+    # Locked like a checkout locks it, so copies, loans and holds are read consistently.
+    session = request.dbsession
+    book = get_book(session, path_id(request), for_update=True)
     body = request.openapi_validated.body
-    on_loan = open_loans(request.dbsession, book.id)
+    actor = request.authenticated_userid
+    settle(session, book, rules(request), actor)
+    on_loan, held = open_loans(session, book.id), set_aside(session, book.id)
     if "isbn" in body:
         ensure_isbn_free(request, body["isbn"], book.id)
-    if "copies" in body and body["copies"] < on_loan:
+    if "copies" in body and body["copies"] < on_loan + held:
         raise ApiError(
             409,
             "copies_on_loan",
-            f"{on_loan} copies are on loan; copies cannot drop to {body['copies']}.",
-            {"copies": body["copies"], "onLoan": on_loan},
+            f"{on_loan} copies are on loan"
+            + (f" and {held} set aside for holds" if held else "")
+            + f"; copies cannot drop to {body['copies']}.",
+            {"copies": body["copies"], "onLoan": on_loan, "setAside": held},
         )
     for field in ("title", "author", "isbn", "copies"):
         if field in body:
             setattr(book, field, body[field])
-    request.dbsession.flush()
-    return serialize_book(book, on_loan)
+    session.flush()
+    settle(session, book, rules(request), actor)  # more copies: the queue moves
+    return serialize_book(book, on_loan, set_aside(session, book.id))
 
 
 @api_view(route_name="book", request_method="DELETE")
 def delete_book(request):
-    book = get_book(request, path_id(request), for_update=True)
+    book = get_book(request.dbsession, path_id(request), for_update=True)
     request.registry.notify(BookDeleted(book, request))
     request.dbsession.delete(book)
     request.dbsession.flush()

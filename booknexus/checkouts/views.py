@@ -1,23 +1,19 @@
 from datetime import timedelta
 
 from pyramid.httpexceptions import HTTPNoContent
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from booknexus.api import api_view, keyset_page, path_id, query_params
-from booknexus.books.views import get_book, open_loans
+from booknexus.books.queries import get_book, open_loans
 from booknexus.checkouts.models import Checkout
 from booknexus.errors import ApiError, not_found
+from booknexus.holds.models import FULFILLED, OPEN, READY, WAITING, Hold
+from booknexus.holds.queue import settle
 from booknexus.log import append as log
 from booknexus.meta import isoformat, utcnow
-from booknexus.users.views import get_user
-
-
-def loan_period(request) -> timedelta:
-    return timedelta(days=int(request.registry.settings.get("booknexus.loan_days", 14)))
-
-
-def max_renewals(request) -> int:
-    return int(request.registry.settings.get("booknexus.max_renewals", 2))
+from booknexus.rules import ensure_may_borrow, rules
+from booknexus.security import MANAGE
+from booknexus.users.queries import get_user
 
 
 def serialize_checkout(checkout: Checkout) -> dict:
@@ -34,11 +30,17 @@ def serialize_checkout(checkout: Checkout) -> dict:
     }
 
 
-def get_open_checkout(request) -> Checkout:
-    """The checkout named in the path, locked for the change about to be made to it."""
+def lock_open_checkout(request):
+    """The checkout named in the path and its book, both locked for the change about to be
+    made: the book first, as every change to a book's loans and holds locks it."""
+    session = request.dbsession
     checkout_id = path_id(request)
-    checkout = request.dbsession.get(Checkout, checkout_id, with_for_update=True)
-    if checkout is None:
+    book_id = session.scalar(select(Checkout.book_id).where(Checkout.id == checkout_id))
+    if book_id is None:
+        raise not_found("checkout", checkout_id)
+    book = get_book(session, book_id, for_update=True)
+    checkout = session.get(Checkout, checkout_id, with_for_update=True, populate_existing=True)
+    if checkout is None:  # deleted while we waited for the book
         raise not_found("checkout", checkout_id)
     if checkout.returned_at is not None:
         raise ApiError(
@@ -47,7 +49,7 @@ def get_open_checkout(request) -> Checkout:
             f"Checkout {checkout.id} was returned at {isoformat(checkout.returned_at)}.",
             {"returnedAt": isoformat(checkout.returned_at)},
         )
-    return checkout
+    return book, checkout
 
 
 @api_view(route_name="checkouts", request_method="GET", permission="view")
@@ -77,25 +79,45 @@ def list_checkouts(request):
 @api_view(route_name="checkouts", request_method="POST", permission="checkout")
 def create_checkout(request):
     body = request.openapi_validated.body
+    session = request.dbsession
+    override = body.get("override", False)
+    if override and not request.has_permission(MANAGE):
+        raise ApiError(403, "forbidden", "Only a librarian may lend past the loan rules.")
     # The book row lock serialises checkouts of one book: two requests for its last copy
     # cannot both see it available.
-    book = get_book(request, body["bookId"], for_update=True)
-    user = get_user(request, body["userId"])
-    on_loan = open_loans(request.dbsession, book.id)
-    if on_loan >= book.copies:
+    book = get_book(session, body["bookId"], for_update=True)
+    user = get_user(session, body["userId"])
+    actor = request.authenticated_userid
+    settle(session, book, rules(request), actor)
+    if not override:
+        ensure_may_borrow(session, user.id, rules(request))
+    holds = session.scalars(
+        select(Hold).where(Hold.book_id == book.id, Hold.status.in_(OPEN)).order_by(Hold.id)
+    ).all()
+    own_hold = next((hold for hold in holds if hold.user_id == user.id), None)
+    # copies set aside for other readers' ready holds are theirs, override or not
+    held_for_others = sum(1 for hold in holds if hold.status == READY and hold is not own_hold)
+    on_loan = open_loans(session, book.id)
+    if on_loan + held_for_others >= book.copies:
         raise ApiError(
             409,
             "no_copy_available",
-            f"All {book.copies} copies of book {book.id} are on loan.",
-            {"bookId": book.id, "copies": book.copies, "onLoan": on_loan},
+            f"All {book.copies} copies of book {book.id} are on loan"
+            + (f" or set aside for {held_for_others} holds." if held_for_others else "."),
+            {"bookId": book.id, "copies": book.copies, "onLoan": on_loan, "setAside": held_for_others},
         )
     now = utcnow()
     days = body.get("days")
-    period = timedelta(days=days) if days else loan_period(request)
+    period = rules(request).loan_period if not days else timedelta(days=days)
     checkout = Checkout(user_id=user.id, book_id=book.id, checked_out_at=now, due_at=now + period)
-    request.dbsession.add(checkout)
-    request.dbsession.flush()
-    log.append(request.dbsession, checkout, log.CHECKED_OUT, actor=request.authenticated_userid)
+    session.add(checkout)
+    session.flush()
+    log.append(session, checkout, log.CHECKED_OUT, actor=actor, **({"override": True} if override else {}))
+    if own_hold is not None:
+        own_hold.status = FULFILLED
+        own_hold.ended_at = now
+        session.flush()
+        log.append(session, own_hold, log.FULFILLED, actor=actor, checkoutId=checkout.id)
     request.response.status_int = 201
     return serialize_checkout(checkout)
 
@@ -111,41 +133,59 @@ def show_checkout(request):
 
 @api_view(route_name="checkout", request_method="DELETE")
 def delete_checkout(request):
+    session = request.dbsession
     checkout_id = path_id(request)
+    book_id = session.scalar(select(Checkout.book_id).where(Checkout.id == checkout_id))
+    if book_id is None:
+        raise not_found("checkout", checkout_id)
+    book = get_book(session, book_id, for_update=True)
     deleted = log.delete_and_append(
-        request.dbsession,
+        session,
         Checkout.id == checkout_id,
         log.DELETED,
-        reason="checkout_deleted",
         actor=request.authenticated_userid,
+        reason="checkout_deleted",
     )
     if not deleted:
         raise not_found("checkout", checkout_id)
+    settle(session, book, rules(request), request.authenticated_userid)  # an open loan's copy is free
     return HTTPNoContent()
 
 
 @api_view(route_name="checkout_return", request_method="POST")
 def return_checkout(request):
-    checkout = get_open_checkout(request)
+    book, checkout = lock_open_checkout(request)
     checkout.returned_at = utcnow()
     request.dbsession.flush()
     log.append(request.dbsession, checkout, log.RETURNED, actor=request.authenticated_userid)
+    # the copy goes to the first waiting hold, in this same transaction
+    settle(request.dbsession, book, rules(request), request.authenticated_userid)
     return serialize_checkout(checkout)
 
 
 @api_view(route_name="checkout_renew", request_method="POST", permission="renew")
 def renew_checkout(request):
-    checkout = get_open_checkout(request)
-    limit = max_renewals(request)
-    if checkout.renewals >= limit:
+    session = request.dbsession
+    book, checkout = lock_open_checkout(request)
+    limits = rules(request)
+    settle(session, book, limits, request.authenticated_userid)
+    waiting = session.scalar(select(func.count()).where(Hold.book_id == book.id, Hold.status == WAITING))
+    if waiting:
+        raise ApiError(
+            409,
+            "on_hold",
+            f"{waiting} readers are waiting for book {book.id}; it cannot be renewed.",
+            {"bookId": book.id, "waiting": waiting},
+        )
+    if checkout.renewals >= limits.max_renewals:
         raise ApiError(
             409,
             "renewal_limit",
-            f"Checkout {checkout.id} has been renewed {limit} times already.",
-            {"renewals": checkout.renewals, "maxRenewals": limit},
+            f"Checkout {checkout.id} has been renewed {limits.max_renewals} times already.",
+            {"renewals": checkout.renewals, "maxRenewals": limits.max_renewals},
         )
-    checkout.due_at = max(utcnow(), checkout.due_at) + loan_period(request)
+    checkout.due_at = max(utcnow(), checkout.due_at) + limits.loan_period
     checkout.renewals += 1
-    request.dbsession.flush()
-    log.append(request.dbsession, checkout, log.RENEWED, actor=request.authenticated_userid)
+    session.flush()
+    log.append(session, checkout, log.RENEWED, actor=request.authenticated_userid)
     return serialize_checkout(checkout)

@@ -1,4 +1,4 @@
-"""The checkout log: an append-only, replayable record of every change to every checkout."""
+"""The logs: append-only, replayable records of every change to every checkout and hold."""
 
 
 def includeme(config):
@@ -6,3 +6,5 @@ def includeme(config):
     config.add_route(
         "checkout_history", "/checkouts/{id}/events", factory="booknexus.security.CheckoutResource"
     )
+    config.add_route("hold_events", "/hold-events", factory="booknexus.security.HoldsOf")
+    config.add_route("hold_history", "/holds/{id}/events", factory="booknexus.security.HoldResource")

@@ -1,9 +1,10 @@
-"""Appending to the checkout log, always in the transaction that makes the change.
+"""Appending to the logs, always in the transaction that makes the change.
 
-On PostgreSQL every append first takes ``LOCK TABLE "CheckoutEvents" IN EXCLUSIVE MODE``:
-appending transactions then assign positions and commit one after the other, so a reader
-that has seen position N can never later see a lower position appear (gapless tailing).
-Readers are not blocked: EXCLUSIVE mode still admits plain SELECTs.
+On PostgreSQL every append first takes ``LOCK TABLE ... IN EXCLUSIVE MODE`` on its log (and
+on every log before it, in one fixed order: see ``Stream.lock_tables``): appending
+transactions then assign positions and commit one after the other, so a reader that has
+seen position N can never later see a lower position appear (gapless tailing). Readers are
+not blocked: EXCLUSIVE mode still admits plain SELECTs.
 """
 
 from sqlalchemy import (
@@ -24,52 +25,64 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from zope.sqlalchemy import mark_changed
 
-from booknexus.checkouts.models import Checkout
-from booknexus.log.models import CheckoutEvent
+from booknexus.log.streams import (  # noqa: F401  (the event types, re-exported for callers)
+    CANCELLED,
+    CHECKED_OUT,
+    CHECKOUTS,
+    DELETED,
+    EXPIRED,
+    FULFILLED,
+    IMPORTED,
+    PLACED,
+    PURGED,
+    READY,
+    RENEWED,
+    RETURNED,
+    STREAMS,
+    Stream,
+)
 from booknexus.meta import isoformat, utcnow
-
-CHECKED_OUT = "checked_out"
-RENEWED = "renewed"
-RETURNED = "returned"
-DELETED = "deleted"
-PURGED = "purged"
-IMPORTED = "imported"
 
 ISO_UTC_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'  # PostgreSQL's to_char
 
 # The fields of a checkout that the log carries in ``data``, and replays.
-STATE_FIELDS = ("checkedOutAt", "dueAt", "returnedAt", "renewals")
+STATE_FIELDS = CHECKOUTS.state_fields
 
 
-def lock_log(session: Session) -> None:
+def lock_log(session: Session, stream: Stream = CHECKOUTS) -> None:
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text('LOCK TABLE "CheckoutEvents" IN EXCLUSIVE MODE'))
+        session.execute(text(f"LOCK TABLE {', '.join(stream.lock_tables)} IN EXCLUSIVE MODE"))
 
 
-def checkout_state(checkout: Checkout) -> dict:
-    return {
-        "checkedOutAt": isoformat(checkout.checked_out_at),
-        "dueAt": isoformat(checkout.due_at),
-        "returnedAt": isoformat(checkout.returned_at) if checkout.returned_at else None,
-        "renewals": checkout.renewals,
-    }
+def record_state(stream: Stream, record) -> dict:
+    """What the log carries of a record: its state fields, timestamps in one text form."""
+    state = {}
+    for column in stream.timestamps:
+        value = getattr(record, stream.attribute(column))
+        state[column] = isoformat(value) if value is not None else None
+    for column in stream.values:
+        state[column] = getattr(record, stream.attribute(column))
+    return state
 
 
-def append(session: Session, checkout: Checkout, type_: str, actor: int | None, **extra) -> None:
-    """Record one change to one checkout (already flushed, so it has its id), made by ``actor``
-    (a user id; None for the system: startup cleanup, migrations)."""
-    lock_log(session)
-    session.add(
-        CheckoutEvent(
-            checkout_id=checkout.id,
-            user_id=checkout.user_id,
-            book_id=checkout.book_id,
-            type=type_,
-            occurred_at=utcnow(),
-            data={**checkout_state(checkout), **extra, "actor": actor},
+def append(session: Session, record, type_: str, actor: int | None, **extra) -> None:
+    """Record one change to one checkout or hold (already flushed, so it has its id), made
+    by ``actor`` (a user id; None for the system: cleanup, expiry, migrations)."""
+    stream = STREAMS[type(record)]
+    lock_log(session, stream)
+    session.execute(
+        insert(stream.events).values(
+            {
+                stream.key: record.id,
+                "userId": record.user_id,
+                "bookId": record.book_id,
+                "type": type_,
+                "occurredAt": utcnow(),
+                "data": {**record_state(stream, record), **extra, "actor": actor},
+            }
         )
     )
-    session.flush()
+    mark_changed(session)
 
 
 def _iso(dialect: str, column) -> ColumnElement:
@@ -87,14 +100,12 @@ def _json_value(value) -> ColumnElement:
     return cast(literal(value), Integer if isinstance(value, int) else String)
 
 
-def state_json(dialect: str, source, **extra) -> ColumnElement:
-    """SQL building the ``data`` of an event from a checkout row, for set-based appends."""
+def state_json(dialect: str, source, stream: Stream = CHECKOUTS, **extra) -> ColumnElement:
+    """SQL building the ``data`` of an event from a record row, for set-based appends."""
     pairs = []
     for field, column in (
-        ("checkedOutAt", _iso(dialect, source.c.checkedOutAt)),
-        ("dueAt", _iso(dialect, source.c.dueAt)),
-        ("returnedAt", _iso(dialect, source.c.returnedAt)),
-        ("renewals", source.c.renewals),
+        *((name, _iso(dialect, source.c[name])) for name in stream.timestamps),
+        *((name, source.c[name]) for name in stream.values),
         *((key, _json_value(value)) for key, value in extra.items()),
     ):
         # keys are our own constants; inline them, as PostgreSQL cannot type a parameter
@@ -104,28 +115,29 @@ def state_json(dialect: str, source, **extra) -> ColumnElement:
     return build(*pairs)
 
 
-def event_rows(dialect: str, source, type_: str, **extra) -> Select:
-    """SELECT producing one event row per checkout row in ``source``."""
+def event_rows(dialect: str, source, type_: str, stream: Stream = CHECKOUTS, **extra) -> Select:
+    """SELECT producing one event row per record row in ``source``."""
     return select(
         source.c.id,
         source.c.userId,
         source.c.bookId,
         literal(type_),
-        literal(utcnow(), CheckoutEvent.occurred_at.type),
-        state_json(dialect, source, **extra),
+        literal(utcnow(), stream.events.c.occurredAt.type),
+        state_json(dialect, source, stream, **extra),
     )
 
 
-EVENT_COLUMNS = ["checkoutId", "userId", "bookId", "type", "occurredAt", "data"]
+def event_columns(stream: Stream) -> list[str]:
+    return [stream.key, "userId", "bookId", "type", "occurredAt", "data"]
 
 
-def append_rows(session: Session, rows: Select) -> int:
+def append_rows(session: Session, rows: Select, stream: Stream = CHECKOUTS) -> int:
     """INSERT ... SELECT into the log, set-based; returns how many events were appended."""
-    lock_log(session)
-    statement = insert(CheckoutEvent.__table__).from_select(EVENT_COLUMNS, rows)
+    lock_log(session, stream)
+    statement = insert(stream.events).from_select(event_columns(stream), rows)
     if session.get_bind().dialect.name == "postgresql":
         # the rowcount of this INSERT ... SELECT comes back as -1: count RETURNING in SQL
-        appended = statement.returning(CheckoutEvent.__table__.c.id).cte("appended")
+        appended = statement.returning(stream.events.c.id).cte("appended")
         count = session.scalar(select(func.count()).select_from(appended))
     else:
         count = session.execute(statement).rowcount
@@ -135,21 +147,32 @@ def append_rows(session: Session, rows: Select) -> int:
     return count
 
 
-def delete_and_append(session: Session, where, type_: str, actor: int | None = None, **extra) -> int:
-    """Delete every checkout matching ``where`` and log each one, set-based.
+def delete_and_append(
+    session: Session,
+    where,
+    type_: str,
+    actor: int | None = None,
+    stream: Stream = CHECKOUTS,
+    **extra,
+) -> int:
+    """Delete every record of ``stream`` matching ``where`` and log each one, set-based.
 
     PostgreSQL does it in one statement (``WITH gone AS (DELETE ... RETURNING *) INSERT``),
     so the log records exactly the rows deleted. SQLite, whose single writer excludes any
     race, logs the matching rows with INSERT ... SELECT and then deletes them.
-    Returns the number of checkouts deleted (and events appended).
+    Returns the number of records deleted (and events appended).
     """
     dialect = session.get_bind().dialect.name
-    checkouts = Checkout.__table__
+    records = stream.records
     extra["actor"] = actor
     if dialect == "postgresql":
-        gone = delete(checkouts).where(where).returning(*checkouts.c).cte("gone")
-        return append_rows(session, event_rows(dialect, gone, type_, **extra).order_by(gone.c.id))
-    source = select(checkouts).where(where).subquery()
-    appended = append_rows(session, event_rows(dialect, source, type_, **extra).order_by(source.c.id))
-    session.execute(delete(checkouts).where(where))
+        gone = delete(records).where(where).returning(*records.c).cte("gone")
+        return append_rows(
+            session, event_rows(dialect, gone, type_, stream, **extra).order_by(gone.c.id), stream
+        )
+    source = select(records).where(where).subquery()
+    appended = append_rows(
+        session, event_rows(dialect, source, type_, stream, **extra).order_by(source.c.id), stream
+    )
+    session.execute(delete(records).where(where))
     return appended

@@ -30,3 +30,23 @@ class CheckoutEvent(Base):
     type: Mapped[str] = mapped_column(String(32))
     occurred_at: Mapped[datetime] = mapped_column("occurredAt", UTCDateTime, default=utcnow)
     data: Mapped[dict] = mapped_column(JSON)
+
+
+class HoldEvent(Base):
+    """One change to one hold: the sibling of ``CheckoutEvent``, with the same guarantees."""
+
+    __tablename__ = "HoldEvents"
+    __table_args__ = (
+        Index("ix_HoldEvents_holdId_id", "holdId", "id"),
+        Index("ix_HoldEvents_userId_id", "userId", "id"),
+        Index("ix_HoldEvents_bookId_id", "bookId", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Position, primary_key=True)
+    hold_id: Mapped[int] = mapped_column("holdId")
+    user_id: Mapped[int] = mapped_column("userId")
+    book_id: Mapped[int] = mapped_column("bookId")
+    type: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column("occurredAt", UTCDateTime, default=utcnow)
+    data: Mapped[dict] = mapped_column(JSON)

@@ -1,61 +1,80 @@
 from sqlalchemy import exists, select
 
 from booknexus.api import api_view, keyset_page, path_id, query_params
-from booknexus.checkouts.models import Checkout
 from booknexus.errors import not_found
-from booknexus.log.models import CheckoutEvent
+from booknexus.log.streams import CHECKOUTS, HOLDS, Stream
 
-FILTERS = {
-    "checkoutId": CheckoutEvent.checkout_id,
-    "userId": CheckoutEvent.user_id,
-    "bookId": CheckoutEvent.book_id,
-    "type": CheckoutEvent.type,
-}
+FILTERS = ("userId", "bookId", "type")
 
 
-def serialize_event(event: CheckoutEvent) -> dict:
-    return {
-        "position": event.id,
-        "checkoutId": event.checkout_id,
-        "userId": event.user_id,
-        "bookId": event.book_id,
-        "type": event.type,
-        "occurredAt": event.occurred_at,
-        "data": event.data,
-    }
+def serializer(stream: Stream):
+    key = stream.attribute(stream.key, stream.event)
+
+    def serialize_event(event) -> dict:
+        return {
+            "position": event.id,
+            stream.key: getattr(event, key),
+            "userId": event.user_id,
+            "bookId": event.book_id,
+            "type": event.type,
+            "occurredAt": event.occurred_at,
+            "data": event.data,
+        }
+
+    return serialize_event
 
 
-def events_page(request, statement):
+def events_page(request, stream: Stream, **equal):
+    """A page of ``stream``'s log in position order, the one way every log is tailed."""
     params = query_params(request)
+    events = stream.events
+    statement = select(stream.event)
+    for name, value in equal.items():
+        if value is not None:
+            statement = statement.where(events.c[name] == value)
     return keyset_page(
         request.dbsession,
         statement,
-        CheckoutEvent.id,
+        events.c.id,
         params["limit"],
         params.get("after"),
-        serialize_event,
+        serializer(stream),
     )
 
 
-@api_view(route_name="checkout_events", request_method="GET", permission="view")
-def list_events(request):
+def log_page(request, stream: Stream):
     params = query_params(request)
-    statement = select(CheckoutEvent)
-    for name, column in FILTERS.items():
-        if params.get(name) is not None:
-            statement = statement.where(column == params[name])
-    return events_page(request, statement)
+    return events_page(request, stream, **{name: params.get(name) for name in (stream.key, *FILTERS)})
+
+
+def history_page(request, stream: Stream):
+    record_id = path_id(request)
+    known = request.dbsession.scalar(
+        select(
+            exists().where(stream.events.c[stream.key] == record_id)
+            | exists().where(stream.records.c.id == record_id)
+        )
+    )
+    if not known:
+        raise not_found(stream.records.name.lower().rstrip("s"), record_id)
+    return events_page(request, stream, **{stream.key: record_id})
+
+
+@api_view(route_name="checkout_events", request_method="GET", permission="view")
+def list_checkout_events(request):
+    return log_page(request, CHECKOUTS)
 
 
 @api_view(route_name="checkout_history", request_method="GET", permission="view")
 def checkout_history(request):
-    checkout_id = path_id(request)
-    known = request.dbsession.scalar(
-        select(
-            exists().where(CheckoutEvent.checkout_id == checkout_id)
-            | exists().where(Checkout.id == checkout_id)
-        )
-    )
-    if not known:
-        raise not_found("checkout", checkout_id)
-    return events_page(request, select(CheckoutEvent).where(CheckoutEvent.checkout_id == checkout_id))
+    return history_page(request, CHECKOUTS)
+
+
+@api_view(route_name="hold_events", request_method="GET", permission="view")
+def list_hold_events(request):
+    return log_page(request, HOLDS)
+
+
+@api_view(route_name="hold_history", request_method="GET", permission="view")
+def hold_history(request):
+    return history_page(request, HOLDS)

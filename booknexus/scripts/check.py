@@ -1,13 +1,13 @@
-"""booknexus-check <ini>: replay the checkout log and compare it with the Checkouts table.
+"""booknexus-check <ini>: replay the checkout and hold logs and compare them with their tables.
 
-Prints the report; exits 1 if they differ.
+Prints the report; exits 1 if either differs.
 """
 
 import argparse
 import sys
 
 from booknexus.db import get_session_factory
-from booknexus.log.projection import compare
+from booknexus.log.projection import compare_all
 from booknexus.scripts import database_of
 
 
@@ -16,13 +16,14 @@ def main(argv=None) -> int:
     parser.add_argument("config_uri", help="e.g. production.ini")
     args = parser.parse_args(argv)
     with database_of(args.config_uri) as engine:
-        # one repeatable snapshot on PostgreSQL, so the two reads agree with each other
+        # one repeatable snapshot on PostgreSQL, so all the reads agree with each other
         with get_session_factory(engine)() as session, session.begin():
             if engine.dialect.name == "postgresql":
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            drift = compare(session)
-    print(drift.report())
-    return 1 if drift else 0
+            drifts = compare_all(session)
+    for drift in drifts:
+        print(drift.report())
+    return 1 if any(drifts) else 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from booknexus.meta import Base, UTCDateTime, utcnow
 
+MEMBER = "member"
+LIBRARIAN = "librarian"
+
 
 class User(Base):
     """A reader. Table and column names are the legacy Sequelize ones."""
@@ -16,7 +19,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     email: Mapped[str] = mapped_column(String(255), unique=True)
-    role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
+    role: Mapped[str] = mapped_column(String(16), default=MEMBER, server_default=MEMBER)
     # Argon2id hash; legacy users have none until a librarian sets a password
     password_hash: Mapped[str | None] = mapped_column("passwordHash", String(255))
     created_at: Mapped[datetime] = mapped_column("createdAt", UTCDateTime, default=utcnow)

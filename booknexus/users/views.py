@@ -3,10 +3,14 @@ from sqlalchemy import select
 
 from booknexus.accounts.passwords import hash_password
 from booknexus.api import api_view, keyset_page, path_id, query_params
-from booknexus.errors import ApiError, not_found
+from booknexus.books.queries import get_book
+from booknexus.errors import ApiError
+from booknexus.holds.queue import books_freed_by, settle
+from booknexus.rules import rules
 from booknexus.security import MANAGE, MEMBER
 from booknexus.users.events import UserDeleted
 from booknexus.users.models import User
+from booknexus.users.queries import ensure_not_last_librarian, get_user
 
 ACCOUNT_FIELDS = {"role", "password"}  # librarians only
 
@@ -20,13 +24,6 @@ def serialize_user(user: User) -> dict:
         "createdAt": user.created_at,
         "updatedAt": user.updated_at,
     }
-
-
-def get_user(request, user_id: int, for_update: bool = False) -> User:
-    user = request.dbsession.get(User, user_id, with_for_update=for_update)
-    if user is None:
-        raise not_found("user", user_id)
-    return user
 
 
 def ensure_email_free(request, email: str, user_id: int | None = None) -> None:
@@ -63,7 +60,7 @@ def create_user(request):
 
 @api_view(route_name="user", request_method="GET", permission="view")
 def show_user(request):
-    return serialize_user(get_user(request, path_id(request)))
+    return serialize_user(get_user(request.dbsession, path_id(request)))
 
 
 @api_view(route_name="user", request_method="PATCH", permission="edit")
@@ -71,7 +68,9 @@ def update_user(request):
     body = request.openapi_validated.body
     if ACCOUNT_FIELDS & body.keys() and not request.has_permission(MANAGE):
         raise ApiError(403, "forbidden", "Only a librarian may set a role or a password.")
-    user = get_user(request, path_id(request))
+    user = get_user(request.dbsession, path_id(request), for_update="role" in body)
+    if body.get("role", user.role) != user.role:
+        ensure_not_last_librarian(request.dbsession, user)
     if "email" in body:
         ensure_email_free(request, body["email"], user.id)
     for field in ("name", "email", "role"):
@@ -85,9 +84,17 @@ def update_user(request):
 
 @api_view(route_name="user", request_method="DELETE")
 def delete_user(request):
-    # Lock the user first so no checkout can be added for them while theirs are removed.
-    user = get_user(request, path_id(request), for_update=True)
+    session = request.dbsession
+    user_id = path_id(request)
+    # Books whose queue moves once this user's loans and holds are gone, locked first (in id
+    # order), as every change to a book's loans and holds locks the book before anything else.
+    books = [get_book(session, book_id, for_update=True) for book_id in books_freed_by(session, user_id)]
+    # Then the user, so no checkout or hold can be added for them while theirs are removed.
+    user = get_user(session, user_id, for_update=True)
+    ensure_not_last_librarian(session, user)
     request.registry.notify(UserDeleted(user, request))
-    request.dbsession.delete(user)
-    request.dbsession.flush()
+    session.delete(user)
+    session.flush()
+    for book in books:
+        settle(session, book, rules(request), request.authenticated_userid)
     return HTTPNoContent()

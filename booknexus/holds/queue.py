@@ -1,0 +1,113 @@
+"""The hold queue of a book: who gets the next free copy, and when a set-aside copy lapses.
+
+Every change to a book's loans or holds happens under its row lock (``get_book(...,
+for_update=True)``), then calls ``settle``: ready holds past their pickup date expire, and
+each free copy goes to the first waiting hold. So after every request:
+    open loans + ready holds <= copies, and a copy is free only if nobody is waiting.
+"""
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from booknexus.books.models import Book
+from booknexus.books.queries import open_loans
+from booknexus.checkouts.models import Checkout
+from booknexus.holds.models import EXPIRED, READY, WAITING, Hold
+from booknexus.log import append as log
+from booknexus.meta import isoformat, utcnow
+from booknexus.rules import Rules
+
+
+def set_aside_query(book_id) -> ColumnElement:
+    """How many copies of a book are set aside for ready holds."""
+    return select(func.count()).select_from(Hold).where(Hold.book_id == book_id, Hold.status == READY)
+
+
+def set_aside(session: Session, book_id: int) -> int:
+    return session.scalar(set_aside_query(book_id))
+
+
+def set_aside_by_book(session: Session, book_ids: list[int]) -> dict[int, int]:
+    if not book_ids:
+        return {}
+    rows = session.execute(
+        select(Hold.book_id, func.count())
+        .where(Hold.book_id.in_(book_ids), Hold.status == READY)
+        .group_by(Hold.book_id)
+    )
+    return dict(rows.all())
+
+
+def queue_position() -> ColumnElement:
+    """A waiting hold's place in its book's queue (1 = next); null for any other status."""
+    ahead = aliased(Hold, name="ahead")
+    count = (
+        select(func.count())
+        .where(ahead.book_id == Hold.book_id, ahead.status == WAITING, ahead.id <= Hold.id)
+        .scalar_subquery()
+    )
+    return case((Hold.status == WAITING, count), else_=None)
+
+
+def expire(session: Session, hold: Hold) -> None:
+    """A ready hold not picked up in time: it ended when its pickup date passed."""
+    hold.status = EXPIRED
+    hold.ended_at = hold.expires_at
+    session.flush()
+    log.append(session, hold, log.EXPIRED, actor=None, expiredAt=isoformat(hold.expires_at))
+
+
+def settle(
+    session: Session, book: Book, limits: Rules, actor: int | None, now: datetime | None = None
+) -> None:
+    """Expire the book's lapsed ready holds, then give its free copies to the queue, in order.
+
+    The caller holds the book's row lock. Each change is logged.
+    """
+    now = now or utcnow()
+    lapsed = session.scalars(
+        select(Hold)
+        .where(Hold.book_id == book.id, Hold.status == READY, Hold.expires_at <= now)
+        .order_by(Hold.id)
+    ).all()
+    for hold in lapsed:
+        expire(session, hold)
+    free = book.copies - open_loans(session, book.id) - set_aside(session, book.id)
+    if free <= 0:
+        return
+    first = session.scalars(
+        select(Hold).where(Hold.book_id == book.id, Hold.status == WAITING).order_by(Hold.id).limit(free)
+    ).all()
+    for hold in first:
+        hold.status = READY
+        hold.ready_at = now
+        hold.expires_at = now + limits.pickup_period
+        session.flush()
+        log.append(session, hold, log.READY, actor=actor)
+
+
+def books_freed_by(session: Session, user_id: int) -> list[int]:
+    """Books whose queue moves when this user goes: a copy they hold or have on loan comes
+    free and somebody else is waiting for it. In id order, the order to lock them in."""
+    theirs = or_(
+        Book.id.in_(
+            select(Checkout.book_id).where(Checkout.user_id == user_id, Checkout.returned_at.is_(None))
+        ),
+        Book.id.in_(select(Hold.book_id).where(Hold.user_id == user_id, Hold.status == READY)),
+    )
+    waited_for = Book.id.in_(select(Hold.book_id).where(Hold.status == WAITING, Hold.user_id != user_id))
+    return list(session.scalars(select(Book.id).where(theirs, waited_for).order_by(Book.id)))
+
+
+def books_with_lapsed_holds(session: Session, now: datetime) -> list[int]:
+    """Books with a ready hold past its pickup date (served by the partial index on expiresAt)."""
+    return list(
+        session.scalars(
+            select(Hold.book_id)
+            .where(Hold.status == READY, Hold.expires_at <= now)
+            .distinct()
+            .order_by(Hold.book_id)
+        )
+    )
