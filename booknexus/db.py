@@ -70,10 +70,25 @@ def request_dbsession(request) -> Session:
     return get_tm_session(factory, request.tm)
 
 
+def commit_veto(request, response) -> bool:
+    """Abort every failed request, with one exception: a refusal (409) after the request
+    settled a book's hold queue. Views check everything before they write, so all such a
+    request wrote is the settlement (lapsed holds expired, copies passed on), which holds
+    whatever the request wanted; rolling it back would keep a lapsed hold's copy from the
+    next reader until someone's request succeeds."""
+    from booknexus.errors import ApiError
+
+    if request.exception is not None:
+        refused = isinstance(request.exception, ApiError) and request.exception.status == 409
+        return not (refused and getattr(request, "settled_a_book", False))
+    return response.status_code >= 400
+
+
 def includeme(config):
     """Engine, session factory, pyramid_tm and pyramid_retry; ``request.dbsession``."""
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    settings["tm.commit_veto"] = commit_veto
     # pyramid_tm would look the user up after the response, a second database round trip
     # (and a second failure when the database is down); the log records actors itself
     settings["tm.annotate_user"] = False

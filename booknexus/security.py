@@ -11,7 +11,13 @@ a new route is closed until a rule opens it.
 
 import json
 
-from pyramid.authorization import ALL_PERMISSIONS, ACLHelper, Allow, Authenticated, Everyone
+from pyramid.authorization import (
+    ALL_PERMISSIONS,
+    ACLHelper,
+    Allow,
+    Authenticated,
+    Everyone,
+)
 from sqlalchemy import select
 
 from booknexus.accounts import tokens

@@ -24,3 +24,11 @@ def checkout(testapp, user, book, status=201, **fields) -> dict:
 
 def error_code(response) -> str:
     return response.json["error"]["code"]
+
+
+def hold(testapp, user, book, status=201) -> dict:
+    return testapp.post_json("/holds", {"userId": user["id"], "bookId": book["id"]}, status=status).json
+
+
+def hold_events(testapp, **params) -> list[dict]:
+    return testapp.get("/hold-events", {"limit": 500, **params}).json["items"]

@@ -88,3 +88,69 @@ def test_tailing_the_log_is_gapless_under_concurrent_writers(serve):
     assert len(final) == writers * rounds * 3
     assert [e["position"] for e in collected] == [e["position"] for e in final]
     assert collected == final
+
+
+def test_returned_copy_goes_to_the_first_hold_not_to_racing_borrowers(serve):
+    """One copy on loan, two holds waiting; its return races eight other members borrowing."""
+    served = serve("postgresql")
+    for round_ in range(3):  # several rounds, so a lucky ordering cannot pass by chance
+        book = served.request("POST", "/books", {"title": f"Wanted {round_}", "author": "A", "copies": 1})[1]
+        people = [
+            served.request(
+                "POST", "/users", {"name": f"P{round_}-{i}", "email": f"p{round_}-{i}@example.org"}
+            )[1]
+            for i in range(11)
+        ]
+        borrower, first, second, racers = people[0], people[1], people[2], people[3:]
+        loan = served.request("POST", "/checkouts", {"userId": borrower["id"], "bookId": book["id"]})[1]
+        holds = [
+            served.request("POST", "/holds", {"userId": user["id"], "bookId": book["id"]})[1]
+            for user in (first, second)
+        ]
+        assert [h["position"] for h in holds] == [1, 2]
+
+        def act(i, loan=loan, racers=racers, book=book):
+            if i == 0:
+                return served.request("POST", f"/checkouts/{loan['id']}/return")
+            return served.request("POST", "/checkouts", {"userId": racers[i - 1]["id"], "bookId": book["id"]})
+
+        results = fire_at_once(1 + len(racers), act)
+        assert results[0][0] == 200, results[0]
+        assert [status for status, _ in results[1:]] == [409] * len(racers), results
+        assert {body["error"]["code"] for _, body in results[1:]} == {"no_copy_available"}
+        after = [served.request("GET", f"/holds/{h['id']}")[1] for h in holds]
+        assert [(h["status"], h["position"]) for h in after] == [("ready", None), ("waiting", 1)]
+        # handed over exactly once, though the return and every racer each settle the queue
+        logged = [
+            [e["type"] for e in served.request("GET", f"/holds/{h['id']}/events")[1]["items"]] for h in holds
+        ]
+        assert logged == [["placed", "ready"], ["placed"]]
+        assert served.request("GET", f"/books/{book['id']}")[1]["available"] == 0
+
+
+def test_concurrent_holds_take_positions_one_to_n(serve):
+    """Many members place holds on one book at once: positions 1..n, no duplicate, no gap."""
+    served = serve("postgresql")
+    members = 12
+    for round_ in range(3):
+        book = served.request("POST", "/books", {"title": f"Queue {round_}", "author": "A", "copies": 1})[1]
+        users = [
+            served.request(
+                "POST", "/users", {"name": f"Q{round_}-{i}", "email": f"q{round_}-{i}@example.org"}
+            )[1]
+            for i in range(members + 1)
+        ]
+        served.request("POST", "/checkouts", {"userId": users[0]["id"], "bookId": book["id"]})
+        results = fire_at_once(
+            members,
+            lambda i, users=users, book=book: served.request(
+                "POST", "/holds", {"userId": users[i + 1]["id"], "bookId": book["id"]}
+            ),
+        )
+        assert [status for status, _ in results] == [201] * members, results
+        placed = sorted((body["position"], body["id"]) for _, body in results)
+        assert [position for position, _ in placed] == list(range(1, members + 1))
+        # the order of the queue is the order of the positions answered
+        assert [hold_id for _, hold_id in placed] == sorted(hold_id for _, hold_id in placed)
+        queue = served.request("GET", f"/holds?bookId={book['id']}&status=waiting&limit=500")[1]["items"]
+        assert [(h["id"], h["position"]) for h in queue] == [(hold_id, pos) for pos, hold_id in placed]

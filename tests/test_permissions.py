@@ -167,7 +167,14 @@ def world(app, dbconnection, dbsession):
     }
     # the member acts on the other member's things in the OTHER column
     target = {ANON: member, SELF: member, OTHER: other, LIB: member}
-    return {"clients": clients, "target": target, "loans": loans, "holds": holds, "book": book.id, "wanted": wanted.id}
+    return {
+        "clients": clients,
+        "target": target,
+        "loans": loans,
+        "holds": holds,
+        "book": book.id,
+        "wanted": wanted.id,
+    }
 
 
 def fill(template, values):

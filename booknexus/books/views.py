@@ -5,10 +5,19 @@ from sqlalchemy import func, or_, select
 from booknexus.api import api_view, keyset_page, path_id, query_params
 from booknexus.books.events import BookDeleted
 from booknexus.books.models import Book
-from booknexus.books.queries import get_book, loans_by_book, open_loans, open_loans_query
+from booknexus.books.queries import (
+    get_book,
+    loans_by_book,
+    open_loans,
+    open_loans_query,
+)
 from booknexus.errors import ApiError, not_found
-from booknexus.holds.queue import set_aside, set_aside_by_book, set_aside_query, settle
-from booknexus.rules import rules
+from booknexus.holds.queue import (
+    set_aside,
+    set_aside_by_book,
+    set_aside_query,
+    settle_for,
+)
 
 
 def serialize_book(book: Book, on_loan: int, held: int) -> dict:
@@ -91,8 +100,7 @@ def update_book(request):
     session = request.dbsession
     book = get_book(session, path_id(request), for_update=True)
     body = request.openapi_validated.body
-    actor = request.authenticated_userid
-    settle(session, book, rules(request), actor)
+    settle_for(request, book)
     on_loan, held = open_loans(session, book.id), set_aside(session, book.id)
     if "isbn" in body:
         ensure_isbn_free(request, body["isbn"], book.id)
@@ -109,7 +117,7 @@ def update_book(request):
         if field in body:
             setattr(book, field, body[field])
     session.flush()
-    settle(session, book, rules(request), actor)  # more copies: the queue moves
+    settle_for(request, book)  # more copies: the queue moves
     return serialize_book(book, on_loan, set_aside(session, book.id))
 
 

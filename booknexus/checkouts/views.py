@@ -8,7 +8,7 @@ from booknexus.books.queries import get_book, open_loans
 from booknexus.checkouts.models import Checkout
 from booknexus.errors import ApiError, not_found
 from booknexus.holds.models import FULFILLED, OPEN, READY, WAITING, Hold
-from booknexus.holds.queue import settle
+from booknexus.holds.queue import settle_for
 from booknexus.log import append as log
 from booknexus.meta import isoformat, utcnow
 from booknexus.rules import ensure_may_borrow, rules
@@ -88,7 +88,7 @@ def create_checkout(request):
     book = get_book(session, body["bookId"], for_update=True)
     user = get_user(session, body["userId"])
     actor = request.authenticated_userid
-    settle(session, book, rules(request), actor)
+    settle_for(request, book)
     if not override:
         ensure_may_borrow(session, user.id, rules(request))
     holds = session.scalars(
@@ -148,7 +148,7 @@ def delete_checkout(request):
     )
     if not deleted:
         raise not_found("checkout", checkout_id)
-    settle(session, book, rules(request), request.authenticated_userid)  # an open loan's copy is free
+    settle_for(request, book)  # an open loan's copy is free
     return HTTPNoContent()
 
 
@@ -159,7 +159,7 @@ def return_checkout(request):
     request.dbsession.flush()
     log.append(request.dbsession, checkout, log.RETURNED, actor=request.authenticated_userid)
     # the copy goes to the first waiting hold, in this same transaction
-    settle(request.dbsession, book, rules(request), request.authenticated_userid)
+    settle_for(request, book)
     return serialize_checkout(checkout)
 
 
@@ -168,7 +168,7 @@ def renew_checkout(request):
     session = request.dbsession
     book, checkout = lock_open_checkout(request)
     limits = rules(request)
-    settle(session, book, limits, request.authenticated_userid)
+    settle_for(request, book)
     waiting = session.scalar(select(func.count()).where(Hold.book_id == book.id, Hold.status == WAITING))
     if waiting:
         raise ApiError(

@@ -17,7 +17,7 @@ from booknexus.checkouts.models import Checkout
 from booknexus.holds.models import EXPIRED, READY, WAITING, Hold
 from booknexus.log import append as log
 from booknexus.meta import isoformat, utcnow
-from booknexus.rules import Rules
+from booknexus.rules import Rules, rules
 
 
 def set_aside_query(book_id) -> ColumnElement:
@@ -86,6 +86,13 @@ def settle(
         hold.expires_at = now + limits.pickup_period
         session.flush()
         log.append(session, hold, log.READY, actor=actor)
+
+
+def settle_for(request, book: Book) -> None:
+    """``settle`` within a request. What it does stands even if the request is then refused
+    (409): a lapsed hold has expired and its copy passed on whatever the request wanted."""
+    settle(request.dbsession, book, rules(request), request.authenticated_userid)
+    request.settled_a_book = True  # see booknexus.db.commit_veto
 
 
 def books_freed_by(session: Session, user_id: int) -> list[int]:

@@ -5,7 +5,7 @@ from booknexus.api import api_view, keyset_page, path_id, query_params
 from booknexus.books.queries import get_book
 from booknexus.errors import ApiError, not_found
 from booknexus.holds.models import CANCELLED, OPEN, WAITING, Hold
-from booknexus.holds.queue import queue_position, settle
+from booknexus.holds.queue import queue_position, settle_for
 from booknexus.log import append as log
 from booknexus.meta import utcnow
 from booknexus.rules import ensure_may_hold, rules
@@ -52,14 +52,14 @@ def place_hold(request):
     book = get_book(session, body["bookId"], for_update=True)
     user = get_user(session, body["userId"])
     actor = request.authenticated_userid
-    settle(session, book, rules(request), actor)
+    settle_for(request, book)
     ensure_may_hold(session, user.id, book.id, rules(request))
     hold = Hold(user_id=user.id, book_id=book.id, status=WAITING, placed_at=utcnow())
     session.add(hold)
     session.flush()
     log.append(session, hold, log.PLACED, actor=actor)
     # a free copy goes to the first in the queue: this hold, if nobody waits ahead of it
-    settle(session, book, rules(request), actor)
+    settle_for(request, book)
     request.response.status_int = 201
     return with_position(request, hold.id)
 
@@ -78,7 +78,7 @@ def cancel_hold(request):
         raise not_found("hold", hold_id)
     book = get_book(session, book_id, for_update=True)  # the book first, as every change does
     actor = request.authenticated_userid
-    settle(session, book, rules(request), actor)  # a lapsed hold is expired, not cancelled
+    settle_for(request, book)  # a lapsed hold is expired, not cancelled
     hold = session.get(Hold, hold_id, with_for_update=True, populate_existing=True)
     if hold is None:  # deleted with its user while we waited for the lock
         raise not_found("hold", hold_id)
@@ -90,5 +90,5 @@ def cancel_hold(request):
     hold.ended_at = utcnow()
     session.flush()
     log.append(session, hold, log.CANCELLED, actor=actor)
-    settle(session, book, rules(request), actor)  # a ready hold's copy goes to the next in line
+    settle_for(request, book)  # a ready hold's copy goes to the next in line
     return HTTPNoContent()

@@ -4,6 +4,7 @@ import contextlib
 
 from pyramid.paster import get_appsettings, setup_logging
 
+import booknexus.models  # noqa: F401  (every mapped class, so relationships and foreign keys resolve)
 from booknexus.db import get_engine
 
 

@@ -5,8 +5,7 @@ from booknexus.accounts.passwords import hash_password
 from booknexus.api import api_view, keyset_page, path_id, query_params
 from booknexus.books.queries import get_book
 from booknexus.errors import ApiError
-from booknexus.holds.queue import books_freed_by, settle
-from booknexus.rules import rules
+from booknexus.holds.queue import books_freed_by, settle_for
 from booknexus.security import MANAGE, MEMBER
 from booknexus.users.events import UserDeleted
 from booknexus.users.models import User
@@ -96,5 +95,5 @@ def delete_user(request):
     session.delete(user)
     session.flush()
     for book in books:
-        settle(session, book, rules(request), request.authenticated_userid)
+        settle_for(request, book)
     return HTTPNoContent()
