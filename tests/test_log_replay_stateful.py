@@ -139,11 +139,14 @@ class Library(RuleBasedStateMachine):
         placed = [self.hold_for(self.add_user(), book) for _ in range(crowd)]
         return multiple(*(hold for hold in placed if isinstance(hold, int)))
 
-    @rule(target=holds, loan=loans, crowd=st.integers(1, 3))
-    def crowd_behind_a_loan(self, loan, crowd):
+    @rule(target=holds, loan=loans, crowd=st.integers(1, 3), then_return=st.booleans())
+    def crowd_behind_a_loan(self, loan, crowd, then_return):
         if loan not in self.loan_state:
             return multiple()
-        return self.crowd_holds(self.loan_state[loan]["book"], crowd)
+        placed = self.crowd_holds(self.loan_state[loan]["book"], crowd)
+        if then_return:  # the copy must go to the first of the crowd
+            self.give_back(loan)
+        return placed
 
     def hold_for(self, user, book):
         if user not in self.live_users or book not in self.copies:
