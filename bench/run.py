@@ -328,6 +328,41 @@ LEGACY_DDL = [
 ]
 
 
+def bench_cpu() -> list[dict]:
+    """In-process CPU per request (bench/cpu.py), against the constant view in the same process.
+
+    BENCH_BEFORE=<path of an older checkout> adds the same figures for that code, run
+    interleaved, and a before/after ratio for checkout + return.
+    """
+    trees = [("now", ROOT)] + ([("before", Path(os.environ["BENCH_BEFORE"]))] if "BENCH_BEFORE" in os.environ else [])
+    figures: dict[str, list[dict]] = {label: [] for label, _ in trees}
+    for _ in range(RUNS):
+        for label, tree in trees:
+            name = create_database()
+            subprocess.run([PYTHON, "-m", "alembic", "-c", "production.ini", "upgrade", "head"],
+                           env=env_for(name), check=True, capture_output=True, cwd=tree)
+            out = subprocess.run([PYTHON, str(HERE / "cpu.py")], env=env_for(name), check=True,
+                                 capture_output=True, text=True, cwd=tree)
+            figures[label].append(json.loads(out.stdout))
+            drop_database(name)
+
+    def med(label: str, key: str) -> float:
+        return statistics.median(run[key] for run in figures[label])
+
+    rows = [
+        row(f"CPU per request in-process, {key}, vs the constant view", med("now", key) / med("now", "constant view"),
+            "report", lambda r: True, {"us": [run[key] for run in figures["now"]],
+                                       "constant_us": [run["constant view"] for run in figures["now"]]})
+        for key in ("GET /books/{id}", "POST /checkouts + return", "POST /holds + DELETE")
+    ]
+    if "before" in figures:
+        key = "POST /checkouts + return"
+        rows.append(row(f"CPU per request, {key}, now vs {os.environ['BENCH_BEFORE']}",
+                        med("now", key) / med("before", key), "<= 1.05", lambda r: r <= 1.05,
+                        {"now_us": [r[key] for r in figures["now"]], "before_us": [r[key] for r in figures["before"]]}))
+    return rows
+
+
 def row(what, ratio, target, met, raw) -> dict:
     return {"measure": what, "ratio": round(ratio, 3), "target": target, "met": bool(met(ratio)), "raw": raw}
 
@@ -346,7 +381,7 @@ def main() -> int:
     started = time.monotonic()
     rows = []
     try:
-        for bench in (bench_http, bench_cleanup, bench_delete_user, bench_listing, bench_fk_rebuild):
+        for bench in (bench_cpu, bench_http, bench_cleanup, bench_delete_user, bench_listing, bench_fk_rebuild):
             print(f"running {bench.__name__} ...", flush=True)
             rows += bench()
     finally:

@@ -7,13 +7,13 @@ waiting or ready holds, and may not borrow or place holds while a loan of theirs
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Integer, bindparam, column, exists, func, select, text
 from sqlalchemy.orm import Session
 
 from booknexus.checkouts.models import Checkout
 from booknexus.errors import ApiError
 from booknexus.holds.models import OPEN, Hold
-from booknexus.meta import isoformat, utcnow
+from booknexus.meta import UTCDateTime, isoformat, utcnow
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,26 @@ def rules(request) -> Rules:
     return request.registry["booknexus.rules"]
 
 
-def ensure_nothing_overdue(session: Session, user_id: int) -> None:
-    overdue = session.scalar(
-        select(func.min(Checkout.due_at)).where(
-            Checkout.user_id == user_id, Checkout.returned_at.is_(None), Checkout.due_at < utcnow()
-        )
-    )
+# compiled once: read on every checkout and hold
+BORROWER = (
+    text("""
+    SELECT count(*), min(CASE WHEN "dueAt" < :now THEN "dueAt" END),
+           (SELECT id FROM "Holds" WHERE "userId" = :user AND "bookId" = :book
+                                    AND status IN ('waiting', 'ready'))
+    FROM "Checkouts" WHERE "userId" = :user AND "returnedAt" IS NULL
+""")
+    .bindparams(bindparam("now", type_=UTCDateTime))
+    .columns(column("count", Integer), column("overdue", UTCDateTime), column("hold", Integer))
+)
+
+
+def borrower(session: Session, user_id: int, book_id: int):
+    """A user's open loans, the earliest due date among the overdue ones, and their open hold
+    on the book (its id, or None), in one round trip."""
+    return session.execute(BORROWER, {"user": user_id, "book": book_id, "now": utcnow()}).one()
+
+
+def _refuse_overdue(user_id: int, overdue) -> None:
     if overdue is not None:
         raise ApiError(
             409,
@@ -54,11 +68,15 @@ def ensure_nothing_overdue(session: Session, user_id: int) -> None:
         )
 
 
-def ensure_may_borrow(session: Session, user_id: int, limits: Rules) -> None:
-    ensure_nothing_overdue(session, user_id)
-    loans = session.scalar(
-        select(func.count()).where(Checkout.user_id == user_id, Checkout.returned_at.is_(None))
-    )
+def ensure_may_borrow(
+    session: Session, user_id: int, book_id: int, limits: Rules, override: bool
+) -> int | None:
+    """Check the loan rules (unless a librarian overrides them); returns the id of the
+    user's open hold on the book, if any."""
+    loans, overdue, hold_id = borrower(session, user_id, book_id)
+    if override:
+        return hold_id
+    _refuse_overdue(user_id, overdue)
     if loans >= limits.max_loans:
         raise ApiError(
             409,
@@ -66,12 +84,12 @@ def ensure_may_borrow(session: Session, user_id: int, limits: Rules) -> None:
             f"User {user_id} has {loans} open loans, the most allowed.",
             {"userId": user_id, "openLoans": loans, "maxLoans": limits.max_loans},
         )
+    return hold_id
 
 
 def ensure_may_hold(session: Session, user_id: int, book_id: int, limits: Rules) -> None:
-    if session.scalar(
-        select(exists().where(Hold.user_id == user_id, Hold.book_id == book_id, Hold.status.in_(OPEN)))
-    ):
+    _, overdue, hold_id = borrower(session, user_id, book_id)
+    if hold_id is not None:
         raise ApiError(
             409,
             "already_holding",
@@ -91,7 +109,7 @@ def ensure_may_hold(session: Session, user_id: int, book_id: int, limits: Rules)
             f"User {user_id} has book {book_id} on loan already.",
             {"userId": user_id, "bookId": book_id},
         )
-    ensure_nothing_overdue(session, user_id)
+    _refuse_overdue(user_id, overdue)
     holds = session.scalar(select(func.count()).where(Hold.user_id == user_id, Hold.status.in_(OPEN)))
     if holds >= limits.max_holds:
         raise ApiError(

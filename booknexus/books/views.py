@@ -8,12 +8,10 @@ from booknexus.books.models import Book
 from booknexus.books.queries import (
     get_book,
     loans_by_book,
-    open_loans,
     open_loans_query,
 )
 from booknexus.errors import ApiError, not_found
 from booknexus.holds.queue import (
-    set_aside,
     set_aside_by_book,
     set_aside_query,
     settle_for,
@@ -100,8 +98,8 @@ def update_book(request):
     session = request.dbsession
     book = get_book(session, path_id(request), for_update=True)
     body = request.openapi_validated.body
-    settle_for(request, book)
-    on_loan, held = open_loans(session, book.id), set_aside(session, book.id)
+    state = settle_for(request, book)
+    on_loan, held = state.on_loan, state.set_aside
     if "isbn" in body:
         ensure_isbn_free(request, body["isbn"], book.id)
     if "copies" in body and body["copies"] < on_loan + held:
@@ -117,8 +115,8 @@ def update_book(request):
         if field in body:
             setattr(book, field, body[field])
     session.flush()
-    settle_for(request, book)  # more copies: the queue moves
-    return serialize_book(book, on_loan, set_aside(session, book.id))
+    state = settle_for(request, book)  # more copies: the queue moves
+    return serialize_book(book, state.on_loan, state.set_aside)
 
 
 @api_view(route_name="book", request_method="DELETE")

@@ -4,10 +4,11 @@ from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import func, select
 
 from booknexus.api import api_view, keyset_page, path_id, query_params
-from booknexus.books.queries import get_book, open_loans
+from booknexus.books.models import Book
+from booknexus.books.queries import get_book
 from booknexus.checkouts.models import Checkout
 from booknexus.errors import ApiError, not_found
-from booknexus.holds.models import FULFILLED, OPEN, READY, WAITING, Hold
+from booknexus.holds.models import FULFILLED, READY, WAITING, Hold
 from booknexus.holds.queue import settle_for
 from booknexus.log import append as log
 from booknexus.meta import isoformat, utcnow
@@ -35,10 +36,13 @@ def lock_open_checkout(request):
     made: the book first, as every change to a book's loans and holds locks it."""
     session = request.dbsession
     checkout_id = path_id(request)
-    book_id = session.scalar(select(Checkout.book_id).where(Checkout.id == checkout_id))
-    if book_id is None:
+    book = session.scalar(
+        select(Book)
+        .where(Book.id == select(Checkout.book_id).where(Checkout.id == checkout_id).scalar_subquery())
+        .with_for_update()
+    )
+    if book is None:
         raise not_found("checkout", checkout_id)
-    book = get_book(session, book_id, for_update=True)
     checkout = session.get(Checkout, checkout_id, with_for_update=True, populate_existing=True)
     if checkout is None:  # deleted while we waited for the book
         raise not_found("checkout", checkout_id)
@@ -88,16 +92,12 @@ def create_checkout(request):
     book = get_book(session, body["bookId"], for_update=True)
     user = get_user(session, body["userId"])
     actor = request.authenticated_userid
-    settle_for(request, book)
-    if not override:
-        ensure_may_borrow(session, user.id, rules(request))
-    holds = session.scalars(
-        select(Hold).where(Hold.book_id == book.id, Hold.status.in_(OPEN)).order_by(Hold.id)
-    ).all()
-    own_hold = next((hold for hold in holds if hold.user_id == user.id), None)
+    state = settle_for(request, book)
+    hold_id = ensure_may_borrow(session, user.id, book.id, rules(request), override)
+    own_hold = session.get(Hold, hold_id) if hold_id is not None else None
     # copies set aside for other readers' ready holds are theirs, override or not
-    held_for_others = sum(1 for hold in holds if hold.status == READY and hold is not own_hold)
-    on_loan = open_loans(session, book.id)
+    held_for_others = state.set_aside - (1 if own_hold is not None and own_hold.status == READY else 0)
+    on_loan = state.on_loan
     if on_loan + held_for_others >= book.copies:
         raise ApiError(
             409,

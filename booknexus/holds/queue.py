@@ -6,17 +6,17 @@ each free copy goes to the first waiting hold. So after every request:
     open loans + ready holds <= copies, and a copy is free only if nobody is waiting.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy import ColumnElement, bindparam, case, func, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
 from booknexus.books.models import Book
-from booknexus.books.queries import open_loans
 from booknexus.checkouts.models import Checkout
 from booknexus.holds.models import EXPIRED, READY, WAITING, Hold
 from booknexus.log import append as log
-from booknexus.meta import isoformat, utcnow
+from booknexus.meta import UTCDateTime, isoformat, utcnow
 from booknexus.rules import Rules, rules
 
 
@@ -59,14 +59,43 @@ def expire(session: Session, hold: Hold) -> None:
     log.append(session, hold, log.EXPIRED, actor=None, expiredAt=isoformat(hold.expires_at))
 
 
+@dataclass(frozen=True)
+class Shelf:
+    """A book's circulation at one moment, read in one round trip."""
+
+    on_loan: int  # open loans
+    set_aside: int  # ready holds
+    lapsed: bool  # a ready hold is past its pickup date
+    waiting: int  # holds in the queue
+
+
+# one statement, compiled once: the hot path of every checkout, return and hold
+SHELF = text("""
+    SELECT (SELECT count(*) FROM "Checkouts" WHERE "bookId" = :book AND "returnedAt" IS NULL),
+           (SELECT count(*) FROM "Holds" WHERE "bookId" = :book AND status = 'ready'),
+           EXISTS (SELECT 1 FROM "Holds"
+                   WHERE "bookId" = :book AND status = 'ready' AND "expiresAt" <= :now),
+           (SELECT count(*) FROM "Holds" WHERE "bookId" = :book AND status = 'waiting')
+""").bindparams(bindparam("now", type_=UTCDateTime))
+
+
+def shelf(session: Session, book_id: int, now: datetime) -> Shelf:
+    on_loan, set_aside, lapsed, waiting = session.execute(SHELF, {"book": book_id, "now": now}).one()
+    return Shelf(on_loan, set_aside, bool(lapsed), waiting)
+
+
 def settle(
     session: Session, book: Book, limits: Rules, actor: int | None, now: datetime | None = None
-) -> None:
+) -> Shelf:
     """Expire the book's lapsed ready holds, then give its free copies to the queue, in order.
 
-    The caller holds the book's row lock. Each change is logged.
+    The caller holds the book's row lock. Each change is logged. Returns the book's
+    circulation afterwards; on a quiet book (the usual case) that is one query.
     """
     now = now or utcnow()
+    state = shelf(session, book.id, now)
+    if not state.lapsed and not (state.waiting and book.copies > state.on_loan + state.set_aside):
+        return state
     lapsed = session.scalars(
         select(Hold)
         .where(Hold.book_id == book.id, Hold.status == READY, Hold.expires_at <= now)
@@ -74,25 +103,25 @@ def settle(
     ).all()
     for hold in lapsed:
         expire(session, hold)
-    free = book.copies - open_loans(session, book.id) - set_aside(session, book.id)
-    if free <= 0:
-        return
-    first = session.scalars(
-        select(Hold).where(Hold.book_id == book.id, Hold.status == WAITING).order_by(Hold.id).limit(free)
-    ).all()
-    for hold in first:
-        hold.status = READY
-        hold.ready_at = now
-        hold.expires_at = now + limits.pickup_period
-        session.flush()
-        log.append(session, hold, log.READY, actor=actor)
+    free = book.copies - state.on_loan - (state.set_aside - len(lapsed))
+    if free > 0:
+        first = session.scalars(
+            select(Hold).where(Hold.book_id == book.id, Hold.status == WAITING).order_by(Hold.id).limit(free)
+        ).all()
+        for hold in first:
+            hold.status = READY
+            hold.ready_at = now
+            hold.expires_at = now + limits.pickup_period
+            session.flush()
+            log.append(session, hold, log.READY, actor=actor)
+    return shelf(session, book.id, now)
 
 
-def settle_for(request, book: Book) -> None:
+def settle_for(request, book: Book) -> Shelf:
     """``settle`` within a request. What it does stands even if the request is then refused
     (409): a lapsed hold has expired and its copy passed on whatever the request wanted."""
-    settle(request.dbsession, book, rules(request), request.authenticated_userid)
     request.settled_a_book = True  # see booknexus.db.commit_veto
+    return settle(request.dbsession, book, rules(request), request.authenticated_userid)
 
 
 def books_freed_by(session: Session, user_id: int) -> list[int]:

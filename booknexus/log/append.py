@@ -70,17 +70,17 @@ def append(session: Session, record, type_: str, actor: int | None, **extra) -> 
     by ``actor`` (a user id; None for the system: cleanup, expiry, migrations)."""
     stream = STREAMS[type(record)]
     lock_log(session, stream)
+    # parameters apart from the statement, so SQLAlchemy compiles the INSERT once
     session.execute(
-        insert(stream.events).values(
-            {
-                stream.key: record.id,
-                "userId": record.user_id,
-                "bookId": record.book_id,
-                "type": type_,
-                "occurredAt": utcnow(),
-                "data": {**record_state(stream, record), **extra, "actor": actor},
-            }
-        )
+        stream.events.insert(),
+        {
+            stream.key: record.id,
+            "userId": record.user_id,
+            "bookId": record.book_id,
+            "type": type_,
+            "occurredAt": utcnow(),
+            "data": {**record_state(stream, record), **extra, "actor": actor},
+        },
     )
     mark_changed(session)
 
