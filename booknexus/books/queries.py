@@ -23,10 +23,6 @@ def open_loans_query(book_id):
     )
 
 
-def open_loans(session: Session, book_id: int) -> int:
-    return session.scalar(open_loans_query(book_id))
-
-
 def loans_by_book(session: Session, book_ids: list[int]) -> dict[int, int]:
     """Open loans per book for a whole page, in one query."""
     if not book_ids:

@@ -25,10 +25,6 @@ def set_aside_query(book_id) -> ColumnElement:
     return select(func.count()).select_from(Hold).where(Hold.book_id == book_id, Hold.status == READY)
 
 
-def set_aside(session: Session, book_id: int) -> int:
-    return session.scalar(set_aside_query(book_id))
-
-
 def set_aside_by_book(session: Session, book_ids: list[int]) -> dict[int, int]:
     if not book_ids:
         return {}
