@@ -16,26 +16,16 @@ from pathlib import Path
 
 import sqlalchemy as sa
 import webtest
-from pyramid.config import Configurator
 
 sys.path.insert(0, str(Path.cwd()))  # the tree being measured
 
 import booknexus  # noqa: E402
 from booknexus.accounts import tokens  # noqa: E402
 from booknexus.users.models import User  # noqa: E402
+from serve import baseline_app  # noqa: E402  (bench/, this script's folder)
 
 BATCHES = int(os.environ.get("BENCH_CPU_BATCHES", 7))
 PER_BATCH = int(os.environ.get("BENCH_CPU_REQUESTS", 200))
-
-
-def constant_app():
-    def constant(request):
-        return {"id": 1, "title": "Dune", "author": "Frank Herbert", "copies": 2, "available": 1}
-
-    with Configurator() as config:
-        config.add_route("constant", "/constant/{id}")
-        config.add_view(constant, route_name="constant", renderer="json")
-    return config.make_wsgi_app()
 
 
 def cpu_per_call(call, calls_per_step: int = 1) -> float:
@@ -74,7 +64,7 @@ def main() -> int:
         hold = client.post_json("/holds", {"userId": reader["id"], "bookId": wanted["id"]}).json
         client.delete(f"/holds/{hold['id']}")
 
-    constant = webtest.TestApp(constant_app())
+    constant = webtest.TestApp(baseline_app())
     results = {
         "constant view": cpu_per_call(lambda: constant.get("/constant/1")),
         "GET /books/{id}": cpu_per_call(lambda: client.get(f"/books/{book['id']}")),

@@ -11,6 +11,8 @@ from sqlalchemy import engine_from_config, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from booknexus.errors import ApiError
+
 DATABASE_URL_ENV = "BOOKNEXUS_DATABASE_URL"
 
 
@@ -76,8 +78,6 @@ def commit_veto(request, response) -> bool:
     request wrote is the settlement (lapsed holds expired, copies passed on), which holds
     whatever the request wanted; rolling it back would keep a lapsed hold's copy from the
     next reader until someone's request succeeds."""
-    from booknexus.errors import ApiError
-
     if request.exception is not None:
         refused = isinstance(request.exception, ApiError) and request.exception.status == 409
         return not (refused and getattr(request, "settled_a_book", False))

@@ -7,12 +7,10 @@ waiting or ready holds, and may not borrow or place holds while a loan of theirs
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Integer, bindparam, column, exists, func, select, text
+from sqlalchemy import Integer, bindparam, column, text
 from sqlalchemy.orm import Session
 
-from booknexus.checkouts.models import Checkout
 from booknexus.errors import ApiError
-from booknexus.holds.models import OPEN, Hold
 from booknexus.meta import UTCDateTime, isoformat, utcnow
 
 
@@ -42,19 +40,29 @@ def rules(request) -> Rules:
 # compiled once: read on every checkout and hold
 BORROWER = (
     text("""
-    SELECT count(*), min(CASE WHEN "dueAt" < :now THEN "dueAt" END),
+    SELECT count(*) AS loans,
+           min(CASE WHEN "dueAt" < :now THEN "dueAt" END) AS overdue,
+           count(CASE WHEN "bookId" = :book THEN 1 END) AS loans_of_book,
            (SELECT id FROM "Holds" WHERE "userId" = :user AND "bookId" = :book
-                                    AND status IN ('waiting', 'ready'))
+                                    AND status IN ('waiting', 'ready')) AS hold,
+           (SELECT count(*) FROM "Holds" WHERE "userId" = :user
+                                          AND status IN ('waiting', 'ready')) AS holds
     FROM "Checkouts" WHERE "userId" = :user AND "returnedAt" IS NULL
 """)
     .bindparams(bindparam("now", type_=UTCDateTime))
-    .columns(column("count", Integer), column("overdue", UTCDateTime), column("hold", Integer))
+    .columns(
+        column("loans", Integer),
+        column("overdue", UTCDateTime),
+        column("loans_of_book", Integer),
+        column("hold", Integer),
+        column("holds", Integer),
+    )
 )
 
 
 def borrower(session: Session, user_id: int, book_id: int):
-    """A user's open loans, the earliest due date among the overdue ones, and their open hold
-    on the book (its id, or None), in one round trip."""
+    """In one round trip, a user's open loans, the earliest due date among the overdue ones,
+    their open loans of the book, their open hold on it (its id or None) and their open holds."""
     return session.execute(BORROWER, {"user": user_id, "book": book_id, "now": utcnow()}).one()
 
 
@@ -73,50 +81,43 @@ def ensure_may_borrow(
 ) -> int | None:
     """Check the loan rules (unless a librarian overrides them); returns the id of the
     user's open hold on the book, if any."""
-    loans, overdue, hold_id = borrower(session, user_id, book_id)
+    state = borrower(session, user_id, book_id)
     if override:
-        return hold_id
-    _refuse_overdue(user_id, overdue)
-    if loans >= limits.max_loans:
+        return state.hold
+    _refuse_overdue(user_id, state.overdue)
+    if state.loans >= limits.max_loans:
         raise ApiError(
             409,
             "loan_limit",
-            f"User {user_id} has {loans} open loans, the most allowed.",
-            {"userId": user_id, "openLoans": loans, "maxLoans": limits.max_loans},
+            f"User {user_id} has {state.loans} open loans, the most allowed.",
+            {"userId": user_id, "openLoans": state.loans, "maxLoans": limits.max_loans},
         )
-    return hold_id
+    return state.hold
 
 
 def ensure_may_hold(session: Session, user_id: int, book_id: int, limits: Rules) -> None:
-    _, overdue, hold_id = borrower(session, user_id, book_id)
-    if hold_id is not None:
+    state = borrower(session, user_id, book_id)
+    if state.hold is not None:
         raise ApiError(
             409,
             "already_holding",
             f"User {user_id} already holds book {book_id}.",
             {"userId": user_id, "bookId": book_id},
         )
-    if session.scalar(
-        select(
-            exists().where(
-                Checkout.user_id == user_id, Checkout.book_id == book_id, Checkout.returned_at.is_(None)
-            )
-        )
-    ):
+    if state.loans_of_book:
         raise ApiError(
             409,
             "already_on_loan",
             f"User {user_id} has book {book_id} on loan already.",
             {"userId": user_id, "bookId": book_id},
         )
-    _refuse_overdue(user_id, overdue)
-    holds = session.scalar(select(func.count()).where(Hold.user_id == user_id, Hold.status.in_(OPEN)))
-    if holds >= limits.max_holds:
+    _refuse_overdue(user_id, state.overdue)
+    if state.holds >= limits.max_holds:
         raise ApiError(
             409,
             "hold_limit",
-            f"User {user_id} has {holds} open holds, the most allowed.",
-            {"userId": user_id, "openHolds": holds, "maxHolds": limits.max_holds},
+            f"User {user_id} has {state.holds} open holds, the most allowed.",
+            {"userId": user_id, "openHolds": state.holds, "maxHolds": limits.max_holds},
         )
 
 

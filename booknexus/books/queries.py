@@ -15,6 +15,13 @@ def get_book(session: Session, book_id: int, for_update: bool = False) -> Book:
     return book
 
 
+def lock_book_of(session: Session, record, record_id: int) -> Book | None:
+    """The book of a checkout or hold (``record`` is the class), locked, in one statement:
+    every change to a book's loans and holds locks the book before anything else."""
+    book_id = select(record.book_id).where(record.id == record_id).scalar_subquery()
+    return session.scalar(select(Book).where(Book.id == book_id).with_for_update())
+
+
 def open_loans_query(book_id):
     return (
         select(func.count())

@@ -4,8 +4,7 @@ from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import func, select
 
 from booknexus.api import api_view, keyset_page, path_id, query_params
-from booknexus.books.models import Book
-from booknexus.books.queries import get_book
+from booknexus.books.queries import get_book, lock_book_of
 from booknexus.checkouts.models import Checkout
 from booknexus.errors import ApiError, not_found
 from booknexus.holds.models import FULFILLED, READY, WAITING, Hold
@@ -36,11 +35,7 @@ def lock_open_checkout(request):
     made: the book first, as every change to a book's loans and holds locks it."""
     session = request.dbsession
     checkout_id = path_id(request)
-    book = session.scalar(
-        select(Book)
-        .where(Book.id == select(Checkout.book_id).where(Checkout.id == checkout_id).scalar_subquery())
-        .with_for_update()
-    )
+    book = lock_book_of(session, Checkout, checkout_id)
     if book is None:
         raise not_found("checkout", checkout_id)
     checkout = session.get(Checkout, checkout_id, with_for_update=True, populate_existing=True)
@@ -135,10 +130,9 @@ def show_checkout(request):
 def delete_checkout(request):
     session = request.dbsession
     checkout_id = path_id(request)
-    book_id = session.scalar(select(Checkout.book_id).where(Checkout.id == checkout_id))
-    if book_id is None:
+    book = lock_book_of(session, Checkout, checkout_id)
+    if book is None:
         raise not_found("checkout", checkout_id)
-    book = get_book(session, book_id, for_update=True)
     deleted = log.delete_and_append(
         session,
         Checkout.id == checkout_id,

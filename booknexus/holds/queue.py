@@ -100,7 +100,7 @@ def settle(
     for hold in lapsed:
         expire(session, hold)
     free = book.copies - state.on_loan - (state.set_aside - len(lapsed))
-    if free > 0:
+    if free > 0 and state.waiting:
         first = session.scalars(
             select(Hold).where(Hold.book_id == book.id, Hold.status == WAITING).order_by(Hold.id).limit(free)
         ).all()

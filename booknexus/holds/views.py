@@ -2,7 +2,7 @@ from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import select
 
 from booknexus.api import api_view, keyset_page, path_id, query_params
-from booknexus.books.queries import get_book
+from booknexus.books.queries import get_book, lock_book_of
 from booknexus.errors import ApiError, not_found
 from booknexus.holds.models import CANCELLED, OPEN, WAITING, Hold
 from booknexus.holds.queue import queue_position, settle_for
@@ -73,10 +73,9 @@ def show_hold(request):
 def cancel_hold(request):
     session = request.dbsession
     hold_id = path_id(request)
-    book_id = session.scalar(select(Hold.book_id).where(Hold.id == hold_id))
-    if book_id is None:
+    book = lock_book_of(session, Hold, hold_id)
+    if book is None:
         raise not_found("hold", hold_id)
-    book = get_book(session, book_id, for_update=True)  # the book first, as every change does
     actor = request.authenticated_userid
     settle_for(request, book)  # a lapsed hold is expired, not cancelled
     hold = session.get(Hold, hold_id, with_for_update=True, populate_existing=True)

@@ -45,9 +45,6 @@ from booknexus.meta import isoformat, utcnow
 
 ISO_UTC_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'  # PostgreSQL's to_char
 
-# The fields of a checkout that the log carries in ``data``, and replays.
-STATE_FIELDS = CHECKOUTS.state_fields
-
 
 def lock_log(session: Session, stream: Stream = CHECKOUTS) -> None:
     if session.get_bind().dialect.name == "postgresql":

@@ -9,22 +9,13 @@ from booknexus.meta import Base, UTCDateTime, utcnow
 Position = BigInteger().with_variant(Integer, "sqlite")
 
 
-class CheckoutEvent(Base):
-    """One change to one checkout. Append-only; ``id`` is the event's global position.
+class LogEntry:
+    """The columns every log shares. Append-only; ``id`` is the event's position in its log.
 
-    No foreign keys on purpose: the history of a checkout outlives its user and book.
+    No foreign keys on purpose: the history of a record outlives its user and book.
     """
 
-    __tablename__ = "CheckoutEvents"
-    __table_args__ = (
-        Index("ix_CheckoutEvents_checkoutId_id", "checkoutId", "id"),
-        Index("ix_CheckoutEvents_userId_id", "userId", "id"),
-        Index("ix_CheckoutEvents_bookId_id", "bookId", "id"),
-        {"sqlite_autoincrement": True},
-    )
-
     id: Mapped[int] = mapped_column(Position, primary_key=True)
-    checkout_id: Mapped[int] = mapped_column("checkoutId")
     user_id: Mapped[int] = mapped_column("userId")
     book_id: Mapped[int] = mapped_column("bookId")
     type: Mapped[str] = mapped_column(String(32))
@@ -32,21 +23,24 @@ class CheckoutEvent(Base):
     data: Mapped[dict] = mapped_column(JSON)
 
 
-class HoldEvent(Base):
+def log_indexes(table: str, key: str) -> tuple:
+    """A record's history, a user's and a book's, each in position order."""
+    return tuple(Index(f"ix_{table}_{column}_id", column, "id") for column in (key, "userId", "bookId"))
+
+
+class CheckoutEvent(LogEntry, Base):
+    """One change to one checkout."""
+
+    __tablename__ = "CheckoutEvents"
+    __table_args__ = (*log_indexes("CheckoutEvents", "checkoutId"), {"sqlite_autoincrement": True})
+
+    checkout_id: Mapped[int] = mapped_column("checkoutId")
+
+
+class HoldEvent(LogEntry, Base):
     """One change to one hold: the sibling of ``CheckoutEvent``, with the same guarantees."""
 
     __tablename__ = "HoldEvents"
-    __table_args__ = (
-        Index("ix_HoldEvents_holdId_id", "holdId", "id"),
-        Index("ix_HoldEvents_userId_id", "userId", "id"),
-        Index("ix_HoldEvents_bookId_id", "bookId", "id"),
-        {"sqlite_autoincrement": True},
-    )
+    __table_args__ = (*log_indexes("HoldEvents", "holdId"), {"sqlite_autoincrement": True})
 
-    id: Mapped[int] = mapped_column(Position, primary_key=True)
     hold_id: Mapped[int] = mapped_column("holdId")
-    user_id: Mapped[int] = mapped_column("userId")
-    book_id: Mapped[int] = mapped_column("bookId")
-    type: Mapped[str] = mapped_column(String(32))
-    occurred_at: Mapped[datetime] = mapped_column("occurredAt", UTCDateTime, default=utcnow)
-    data: Mapped[dict] = mapped_column(JSON)

@@ -2,7 +2,7 @@ from sqlalchemy import exists, select
 
 from booknexus.api import api_view, keyset_page, path_id, query_params
 from booknexus.errors import not_found
-from booknexus.log.streams import CHECKOUTS, HOLDS, Stream
+from booknexus.log.streams import CHECKOUTS, HOLDS, STREAMS, Stream
 
 FILTERS = ("userId", "bookId", "type")
 
@@ -24,6 +24,9 @@ def serializer(stream: Stream):
     return serialize_event
 
 
+SERIALIZERS = {stream: serializer(stream) for stream in STREAMS.values()}
+
+
 def events_page(request, stream: Stream, **equal):
     """A page of ``stream``'s log in position order, the one way every log is tailed."""
     params = query_params(request)
@@ -38,7 +41,7 @@ def events_page(request, stream: Stream, **equal):
         events.c.id,
         params["limit"],
         params.get("after"),
-        serializer(stream),
+        SERIALIZERS[stream],
     )
 
 
