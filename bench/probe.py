@@ -1,7 +1,7 @@
 """Child processes of bench/run.py, against BOOKNEXUS_DATABASE_URL, reading production.ini.
 
     probe.py token       print a new librarian's bearer token
-    probe.py cleanup     run the startup cleanup + constraint check; print its seconds
+    probe.py cleanup     run the full repair + constraint check; print its seconds
     probe.py fk-rebuild  upgrade 0002 -> 0003 through Alembic; print its seconds
 """
 
@@ -16,7 +16,7 @@ from alembic.config import Config
 from pyramid.paster import get_appsettings
 
 from booknexus.accounts import tokens
-from booknexus.cleanup import run_cleanup
+from booknexus.repair import repair
 from booknexus.db import get_engine
 from booknexus.foreign_keys import checkout_foreign_keys, problems
 from booknexus.users.models import User
@@ -39,7 +39,7 @@ def main(what: str) -> None:
             print(tokens.issue(session, user, timedelta(hours=2))[0])
         else:
             start = time.perf_counter()
-            run_cleanup(session)
+            repair(session, full=True)
             problems(checkout_foreign_keys(session.connection()))
             session.commit()
             print(time.perf_counter() - start)

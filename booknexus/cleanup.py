@@ -1,15 +1,17 @@
-"""The cleanup: make the Checkouts table and the checkout log agree, set-based.
+"""The full repair: make the Checkouts table and the checkout log agree, set-based.
 
-In one transaction:
+It scans both whole tables, so it runs only when asked (``booknexus-cleanup --full``) or when
+the cheap checks of ``booknexus.repair`` find a reason. In one transaction:
 1. purge orphans: delete every checkout whose user (then: whose book) does not exist,
    logging a ``purged`` event for each (reason ``missing_user`` / ``missing_book``);
 2. reconcile: append ``deleted`` (reason ``external``) for every checkout the log says is
    live but the table no longer has (deleted by hand in SQL, or by the database's CASCADE);
-3. import: append ``imported`` for every row of the table that the log does not hold as live.
+3. import: append ``imported`` for every row of the table that the log does not hold as live;
+4. resync: append ``updated`` (reason ``external``) for every row changed by hand since its
+   last event.
 
 Every step is one or two SQL statements; only counts and the first few ids reach Python,
-so memory does not grow with the table. On PostgreSQL a transaction-scoped advisory lock
-keeps two processes from cleaning at once: the second skips, and goes on starting.
+so memory does not grow with the table.
 """
 
 import logging
@@ -19,6 +21,7 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     ColumnElement,
+    DateTime,
     and_,
     cast,
     exists,
@@ -26,8 +29,8 @@ from sqlalchemy import (
     literal,
     literal_column,
     null,
+    or_,
     select,
-    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, aliased
@@ -35,9 +38,11 @@ from sqlalchemy.orm import Session, aliased
 from booknexus.books.models import Book
 from booknexus.checkouts.models import Checkout
 from booknexus.log.append import (
+    CHECKOUTS,
     DELETED,
     IMPORTED,
     PURGED,
+    UPDATED,
     append_rows,
     delete_and_append,
     event_rows,
@@ -48,30 +53,33 @@ from booknexus.users.models import User
 
 log = logging.getLogger(__name__)
 
-CLEANUP_LOCK_KEY = 0x426F6F6B436C6E  # "BookCln", any constant of our own
 FIRST_IDS = 10
 ENDING = (DELETED, PURGED)
 
 
 @dataclass
 class CleanupReport:
-    ran: bool = True  # False: another process held the cleanup lock
+    full: bool = True  # False: the cheap checks found no reason to scan
+    reasons: list[str] = field(default_factory=list)  # why the full repair ran
     at: datetime = field(default_factory=utcnow)
     purged_missing_user: int = 0
     purged_missing_book: int = 0
     reconciled: int = 0
     imported: int = 0
+    updated: int = 0
     first_ids: dict[str, list[int]] = field(default_factory=dict)
 
     def summary(self) -> str:
-        if not self.ran:
-            return "cleanup skipped: another process is running it"
+        if not self.full:
+            return "cleanup: nothing to repair (foreign keys, capture triggers and the log are in order)"
         return (
-            f"cleanup: purged {self.purged_missing_user} checkouts of missing users "
+            f"cleanup ({'; '.join(self.reasons)}): "
+            f"purged {self.purged_missing_user} checkouts of missing users "
             f"{self.first_ids.get('purged_missing_user', [])}, {self.purged_missing_book} of "
             f"missing books {self.first_ids.get('purged_missing_book', [])}; reconciled "
             f"{self.reconciled} deleted outside the app {self.first_ids.get('reconciled', [])}; "
-            f"imported {self.imported} unlogged {self.first_ids.get('imported', [])}"
+            f"imported {self.imported} unlogged {self.first_ids.get('imported', [])}; "
+            f"resynced {self.updated} changed by hand {self.first_ids.get('updated', [])}"
         )
 
     def as_json(self) -> dict:
@@ -161,20 +169,43 @@ def import_unlogged(session: Session, report: CleanupReport) -> None:
     report.imported = append_rows(session, rows)
 
 
-def take_cleanup_lock(session: Session) -> bool:
-    if session.get_bind().dialect.name != "postgresql":
-        return True  # SQLite: one writer at a time anyway
-    return session.scalar(text(f"SELECT pg_try_advisory_xact_lock({CLEANUP_LOCK_KEY})"))
+def _instant(dialect: str, value) -> ColumnElement:
+    """A timestamp (or its logged text) in a form that compares by value."""
+    if dialect == "postgresql":
+        return cast(value, DateTime(timezone=True))
+    return func.strftime("%Y-%m-%d %H:%M:%f", value)  # to the millisecond: SQLite's finest
 
 
-def run_cleanup(session: Session) -> CleanupReport:
-    """Run the three steps in the caller's transaction; the caller commits (or rolls back)."""
-    if not take_cleanup_lock(session):
-        report = CleanupReport(ran=False)
-    else:
-        report = CleanupReport()
-        purge(session, report)
-        reconcile(session, report)
-        import_unlogged(session, report)
+def resync(session: Session, report: CleanupReport) -> None:
+    dialect = session.get_bind().dialect.name
+    checkouts = Checkout.__table__
+    event, newest = latest_events()
+    differs = or_(
+        event.user_id != checkouts.c.userId,
+        event.book_id != checkouts.c.bookId,
+        *(
+            _instant(dialect, event.data[name].as_string()).is_distinct_from(
+                _instant(dialect, checkouts.c[name])
+            )
+            for name in CHECKOUTS.timestamps
+        ),
+        *(event.data[name].as_integer().is_distinct_from(checkouts.c[name]) for name in CHECKOUTS.values),
+    )
+    changed = exists().where(event.checkout_id == checkouts.c.id, newest, event.type.not_in(ENDING), differs)
+    report.first_ids["updated"] = _first_ids(session, changed)
+    if not report.first_ids["updated"]:
+        return
+    source = select(checkouts).where(changed).subquery()
+    rows = event_rows(dialect, source, UPDATED, actor=None, reason="external").order_by(source.c.id)
+    report.updated = append_rows(session, rows)
+
+
+def run_cleanup(session: Session, reasons: list[str]) -> CleanupReport:
+    """The four steps, in the caller's transaction; the caller commits (or rolls back)."""
+    report = CleanupReport(reasons=reasons)
+    purge(session, report)
+    reconcile(session, report)
+    import_unlogged(session, report)
+    resync(session, report)
     log.info(report.summary())
     return report

@@ -119,13 +119,14 @@ def rebuild(op) -> list[str]:
     not hold the strong lock of ALTER TABLE ... ADD CONSTRAINT.
     """
     from booknexus.cleanup import CleanupReport, purge  # the log's own purge, logged
+    from booknexus.log import capture
 
     connection = op.get_bind()
     done = []
     session = Session(bind=connection)
     report = CleanupReport()
     purge(session, report)
-    session.flush()
+    capture.unmark(session)  # the caller's transaction commits without the session
     session.close()
     if report.purged_missing_user or report.purged_missing_book:
         done.append(

@@ -23,9 +23,9 @@ def health(request):
         request.response.status_int = 503
         return {"status": "degraded", "database": "unreachable", **startup.as_json()}
     if startup.completed_at is None:
-        # the database is back but the startup work has not run yet: not ready
+        # the database answers but the startup work is not done yet: not ready
         request.response.status_int = 503
-        return {"status": "degraded", "database": "ok", **startup.as_json()}
+        return {"status": "starting", "database": "ok", **startup.as_json()}
     # A constraint problem does not stop the service, but it needs an operator.
     status = "degraded" if startup.constraint_problems else "ok"
     return {"status": status, "database": "ok", **startup.as_json()}

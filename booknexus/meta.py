@@ -19,6 +19,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+ISO_UTC_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'  # ``isoformat`` in PostgreSQL's to_char
+
+
 def isoformat(value: datetime) -> str:
     """The one text form of a timestamp: UTC, microseconds, offset (as the SQL appends write it)."""
     return value.astimezone(UTC).isoformat(timespec="microseconds")

@@ -1,10 +1,12 @@
-"""At startup: clean up the checkouts, verify the foreign keys, and never die of the database.
+"""At startup: repair what needs repair, verify the foreign keys, never keep the port shut.
 
-A subscriber to Pyramid's ApplicationCreated runs the cleanup (``booknexus.cleanup_on_startup``,
-default true) and the constraint verification. If the database cannot be reached, or
-anything else about it fails, the error is logged, the server starts anyway (every request
-that needs the database answers a JSON 503) and the work is retried in a background thread
-with exponential backoff until it succeeds.
+A subscriber to Pyramid's ApplicationCreated starts the work in a background thread and
+returns at once, so the server listens whatever the size of the database; ``/health``
+answers 503 ``starting`` until the work is done (a readiness probe's signal), while every
+other endpoint serves. The work is ``booknexus.repair`` (cheap checks, the full repair only
+if they find a reason; ``booknexus.cleanup_on_startup``, default true) and the constraint
+verification. If the database cannot be reached, or anything else about it fails, the
+error is logged and the work is retried with exponential backoff until it succeeds.
 """
 
 import logging
@@ -14,9 +16,10 @@ from datetime import datetime
 from pyramid.events import ApplicationCreated, subscriber
 from pyramid.settings import asbool
 
-from booknexus.cleanup import CleanupReport, run_cleanup
+from booknexus.cleanup import CleanupReport
 from booknexus.foreign_keys import FIX_COMMAND, checkout_foreign_keys, problems
 from booknexus.meta import utcnow
+from booknexus.repair import repair
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +36,9 @@ class StartupState:
         self.completed_at: datetime | None = None
         self.attempts = 0
         self.last_error: str | None = None
+        self.done = threading.Event()
         self.stopping = threading.Event()
-        self.retrier: threading.Thread | None = None
+        self.worker: threading.Thread | None = None
 
     def as_json(self) -> dict:
         constraints = None
@@ -52,11 +56,15 @@ class StartupState:
             },
         }
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the startup work is done (tests, scripts); False on timeout."""
+        return self.done.wait(timeout)
+
     def stop(self) -> None:
         """Stop retrying (tests, shutdown)."""
         self.stopping.set()
-        if self.retrier is not None:
-            self.retrier.join(timeout=10)
+        if self.worker is not None:
+            self.worker.join(timeout=10)
 
 
 def attempt(registry, state: StartupState) -> None:
@@ -67,7 +75,7 @@ def attempt(registry, state: StartupState) -> None:
     try:
         with session.begin():
             if state.cleanup_enabled:
-                report = run_cleanup(session)
+                report = repair(session)
             found = problems(checkout_foreign_keys(session.connection()))
     finally:
         session.close()
@@ -78,6 +86,7 @@ def attempt(registry, state: StartupState) -> None:
     state.constraint_problems = found
     state.completed_at = utcnow()
     state.last_error = None
+    state.done.set()
 
 
 def attempt_safely(registry, state: StartupState) -> bool:
@@ -90,24 +99,23 @@ def attempt_safely(registry, state: StartupState) -> bool:
         return False
 
 
-def retry_until_done(registry, state: StartupState) -> None:
+def work_until_done(registry, state: StartupState) -> None:
     delay = state.initial_delay
-    while not state.stopping.wait(delay):
-        if attempt_safely(registry, state):
-            log.info("startup work done after %s attempts", state.attempts)
+    while not attempt_safely(registry, state):
+        if state.stopping.wait(delay):
             return
         delay = min(delay * 2, state.max_delay)
+    log.info("startup work done after %s attempt(s)", state.attempts)
 
 
 @subscriber(ApplicationCreated)
 def on_application_created(event):
     registry = event.app.registry
     state = registry["booknexus.startup"]
-    if not attempt_safely(registry, state):
-        state.retrier = threading.Thread(
-            target=retry_until_done, args=(registry, state), name="booknexus-startup-retry", daemon=True
-        )
-        state.retrier.start()
+    state.worker = threading.Thread(
+        target=work_until_done, args=(registry, state), name="booknexus-startup", daemon=True
+    )
+    state.worker.start()
 
 
 def includeme(config):

@@ -102,6 +102,12 @@ def bearer(token: str) -> dict:
     return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
 
 
+def started(app, timeout: float = 120):
+    """The app once its startup work is done: it runs in the background, behind the open port."""
+    assert app.registry["booknexus.startup"].wait(timeout), "startup work not done"
+    return app
+
+
 def close_app(app) -> None:
     """Stop the app's background startup retries and close its connections."""
     app.registry["booknexus.startup"].stop()
@@ -211,7 +217,7 @@ def app(backend, request, tmp_path_factory):
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('app') / 'app.sqlite'}"
     migrate(url)
-    application = booknexus.main({}, **app_settings(url))
+    application = started(booknexus.main({}, **app_settings(url)))
     yield application
     close_app(application)
 
@@ -283,16 +289,18 @@ class Served:
 @pytest.fixture
 def serve_url():
     """Start a waitress server over the database at ``url``; closed after the test."""
-    started: list[Served] = []
+    servers: list[Served] = []
 
-    def start(url: str, token: str | None = None, **settings) -> Served:
-        """``token``: sent as the bearer token (the tests that need one make a librarian's)."""
-        served = Served(booknexus.main({}, **app_settings(url, **settings)), token)
-        started.append(served)
+    def start(url: str, token: str | None = None, wait: bool = True, **settings) -> Served:
+        """``token``: sent as the bearer token (the tests that need one make a librarian's);
+        ``wait``: for the startup work to be done before the first request."""
+        app = booknexus.main({}, **app_settings(url, **settings))
+        served = Served(started(app) if wait else app, token)
+        servers.append(served)
         return served
 
     yield start
-    for served in started:
+    for served in servers:
         served.close()
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 import webtest
-from conftest import app_settings, bearer, close_app, librarian_token
+from conftest import app_settings, bearer, close_app, librarian_token, started
 from helpers import make_book, make_user
 
 import booknexus
@@ -102,7 +102,7 @@ def test_unreachable_database_is_json_503():
 
 def test_failed_requests_return_their_connections(backend, fresh_database):
     url = fresh_database(backend)
-    app = booknexus.main({}, **app_settings(url))
+    app = started(booknexus.main({}, **app_settings(url)))
     client = webtest.TestApp(app, extra_environ=bearer(librarian_token(url)))
     try:
         client.delete("/checkouts/5", status=404)

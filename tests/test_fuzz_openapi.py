@@ -8,7 +8,7 @@ from importlib.resources import files
 
 import pytest
 import schemathesis
-from conftest import app_settings, close_app, librarian_token
+from conftest import app_settings, close_app, librarian_token, started
 from hypothesis import HealthCheck, settings
 from schemathesis import checks as st_checks
 from schemathesis.specs.openapi import checks as oa_checks
@@ -32,7 +32,7 @@ schema = schemathesis.openapi.from_path(files("booknexus") / "openapi.yaml")
 @pytest.fixture
 def fuzzed_app(backend, fresh_database):
     url = fresh_database(backend)
-    app = booknexus.main({}, **app_settings(url))
+    app = started(booknexus.main({}, **app_settings(url)))
     app.token = librarian_token(url)  # fuzz as a librarian, who may call everything
     yield app
     close_app(app)

@@ -1,33 +1,37 @@
-"""The startup cleanup and constraint check, on real databases the tests damage first."""
+"""The startup repair and constraint check, on real databases the tests fill or damage first."""
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 import sqlalchemy as sa
 import webtest
-from conftest import ROOT, app_settings, bearer, close_app, librarian_token
+from conftest import ROOT, app_settings, bearer, close_app, librarian_token, started
 from helpers import checkout, make_book, make_user
-from legacy import insert_checkout, unchecked, weaken_foreign_keys
+from legacy import bypass_capture, insert_checkout, unchecked, weaken_foreign_keys
 
 import booknexus
 from booknexus.db import DATABASE_URL_ENV, get_engine
+from booknexus.log import capture
 from booknexus.log.projection import compare
+from booknexus.repair import EDGES
 
 
 @pytest.fixture
 def start_app():
-    started = []
+    apps = []
 
     def start(url, **settings):
-        app = booknexus.main({}, **app_settings(url, **settings))
-        started.append(app)
+        app = started(booknexus.main({}, **app_settings(url, **settings)))
+        apps.append(app)
         return app, webtest.TestApp(app, extra_environ=bearer(librarian_token(url)))
 
     yield start
-    for app in started:
+    for app in apps:
         close_app(app)
 
 
@@ -49,22 +53,54 @@ def drift(url: str):
     return found
 
 
-def damaged_database(url, client):
-    """Through the API: two users, two books, loans. Then, behind its back: orphans, a row
-    deleted by hand, a user deleted by hand (the database cascades), a row inserted by hand."""
+def drop_capture(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        capture.uninstall(connection)
+    engine.dispose()
+
+
+HOW_BYPASSED = {
+    # the capture triggers dropped (or disabled): the catalog check sees it
+    "triggers_dropped": lambda url: drop_capture(url),
+    # PostgreSQL: replica mode skips every trigger; SQLite: a writer that died marked as the
+    # app. Only the O(1) sign (newest row not in the log) or the stale mark can tell.
+    "triggers_bypassed": lambda url: None,
+}
+
+
+@contextlib.contextmanager
+def behind_the_back(url: str, bypass: bool):
+    """A committed connection that bypasses the foreign keys (and, if asked, the capture triggers)."""
+    with unchecked(url) as connection:
+        if bypass:
+            bypass_capture(connection)
+        yield connection
+
+
+def damaged_database(url, client, how: str = "triggers_bypassed"):
+    """Through the API: two users, two books, loans. Then, behind its back and unseen by the
+    capture triggers: orphans, a row deleted by hand, a user deleted by hand (the database
+    cascades), a row updated by hand, a row inserted by hand."""
     ada, alan, gone_user = make_user(client), make_user(client), make_user(client)
     dune, neuromancer = make_book(client, copies=5), make_book(client, copies=5)
     kept = checkout(client, ada, dune)
     deleted_by_hand = checkout(client, ada, neuromancer)
     cascaded = checkout(client, gone_user, dune)
-    with unchecked(url) as connection:
+    updated_by_hand = checkout(client, alan, dune)
+    HOW_BYPASSED[how](url)
+    bypass = how == "triggers_bypassed"
+    with behind_the_back(url, bypass) as connection:
         orphan_user = insert_checkout(connection, 4040, dune["id"])
         orphan_book = insert_checkout(connection, alan["id"], 5050, returned=True)
         orphan_both = insert_checkout(connection, 4041, 5051)
     engine = get_engine({"sqlalchemy.url": url})  # on SQLite too, the database cascades
     with engine.begin() as connection:
+        if bypass:
+            bypass_capture(connection)
         connection.exec_driver_sql(f'DELETE FROM "Checkouts" WHERE id = {deleted_by_hand["id"]}')
         connection.exec_driver_sql(f'DELETE FROM "Users" WHERE id = {gone_user["id"]}')
+        connection.exec_driver_sql(f'UPDATE "Checkouts" SET renewals = 2 WHERE id = {updated_by_hand["id"]}')
         by_hand = insert_checkout(connection, alan["id"], neuromancer["id"])
     engine.dispose()
     return {
@@ -72,26 +108,35 @@ def damaged_database(url, client):
         "orphans_user": [orphan_user, orphan_both],
         "orphan_book": orphan_book,
         "reconciled": [deleted_by_hand["id"], cascaded["id"]],
+        "updated": updated_by_hand["id"],
         "imported": by_hand,
     }
 
 
-def test_startup_purges_reconciles_imports_and_reports(backend, fresh_database, start_app):
+@pytest.mark.parametrize("how", HOW_BYPASSED)
+def test_startup_repairs_damage_the_triggers_did_not_see(backend, fresh_database, start_app, how):
     url = fresh_database(backend)
     first, client = start_app(url)
-    ids = damaged_database(url, client)
+    ids = damaged_database(url, client, how)
     assert drift(url)  # the damage is visible to the replay
 
     _, restarted = start_app(url)
     health = restarted.get("/health").json
     report = health["cleanup"]
+    assert report["full"] is True
+    expected_reason = {
+        "triggers_dropped": "capture triggers missing or disabled",
+        "triggers_bypassed": "log out of step" if backend == "postgresql" else "a writer died marked",
+    }[how]
+    assert any(reason.startswith(expected_reason) for reason in report["reasons"]), report["reasons"]
     assert (report["purged_missing_user"], report["purged_missing_book"]) == (2, 1)
-    assert (report["reconciled"], report["imported"]) == (2, 1)
+    assert (report["reconciled"], report["imported"], report["updated"]) == (2, 1, 1)
     assert report["first_ids"] == {
         "purged_missing_user": ids["orphans_user"],
         "purged_missing_book": [ids["orphan_book"]],
         "reconciled": ids["reconciled"],
         "imported": [ids["imported"]],
+        "updated": [ids["updated"]],
     }
     assert health["constraints"] == {"ok": True, "problems": []}
     assert health["status"] == "ok"
@@ -106,28 +151,93 @@ def test_startup_purges_reconciles_imports_and_reports(backend, fresh_database, 
     external = [(cid, data["reason"]) for cid, data in events_of(url, "deleted")]
     assert external == [(cid, "external") for cid in ids["reconciled"]]
     assert [cid for cid, _ in events_of(url, "imported")] == [ids["imported"]]
+    assert [(cid, data["renewals"], data["reason"]) for cid, data in events_of(url, "updated")] == [
+        (ids["updated"], 2, "external")
+    ]
     assert not drift(url), drift(url).report()
     restarted.get(f"/checkouts/{ids['kept']}", status=200)
     for orphan in [*ids["orphans_user"], ids["orphan_book"]]:
         restarted.get(f"/checkouts/{orphan}", status=404)
         assert restarted.get(f"/checkouts/{orphan}/events").json["items"][-1]["type"] == "purged"
+    engine = sa.create_engine(url)
+    with sa.orm.Session(engine) as session:
+        assert not capture.missing(session.connection())  # put back by the repair
+        assert not capture.stale_mark(session)
+    engine.dispose()
 
-    # a second start finds nothing to do
+    # a second start finds no reason to scan
     _, again = start_app(url)
     report = again.get("/health").json["cleanup"]
-    assert [report[k] for k in ("purged_missing_user", "purged_missing_book", "reconciled", "imported")] == [
-        0
-    ] * 4
+    assert (report["full"], report["reasons"]) == (False, [])
+
+
+def fill(url: str, checkouts: int) -> None:
+    """``checkouts`` rows inserted by hand, in one statement: the capture triggers log them."""
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            """INSERT INTO "Users" (name, email, role, "createdAt", "updatedAt")
+               VALUES ('Filler', 'filler@example.org', 'member', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"""
+        )
+        connection.exec_driver_sql(
+            """INSERT INTO "Books" (title, author, isbn, copies, "createdAt", "updatedAt")
+               VALUES ('Filler', 'Filler', NULL, 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"""
+        )
+        connection.exec_driver_sql(
+            f"""WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {checkouts})
+                INSERT INTO "Checkouts" ("userId", "bookId", "checkedOutAt", "dueAt", "returnedAt",
+                                         renewals, "createdAt", "updatedAt")
+                SELECT (SELECT max(id) FROM "Users"), (SELECT max(id) FROM "Books"), '2026-01-01 00:00:00',
+                       '2026-01-15 00:00:00', '2026-01-02 00:00:00', 0, '2026-01-01 00:00:00',
+                       '2026-01-01 00:00:00'
+                FROM n"""
+        )
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql('ANALYZE "Checkouts"; ANALYZE "CheckoutEvents"')
+    engine.dispose()
+
+
+def test_healthy_database_starts_without_scanning(backend, fresh_database, start_app):
+    url = fresh_database(backend)
+    fill(url, 20_000)
+    assert not drift(url)  # the triggers logged the filler: healthy
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if threading.current_thread().name == "booknexus-startup":
+            statements.append(" ".join(statement.split()))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    try:
+        _, client = start_app(url)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+    report = client.get("/health").json["cleanup"]
+    assert (report["full"], report["reasons"]) == (False, [])
+    assert report["purged_missing_user"] == report["imported"] == 0
+    # only catalog reads, the lock and the edges of the two tables: no anti-join, no write
+    edges = " ".join(EDGES.text.split())
+    cheap = ("BEGIN", "COMMIT", "PRAGMA", "SELECT pg_advisory_xact_lock", "SELECT 1", edges)
+    catalogs = ("sqlite_master", "pg_constraint", "pg_trigger", "pg_catalog", '"LogWriter"')
+    scanning = [s for s in statements if not s.startswith(cheap) and not any(c in s for c in catalogs)]
+    assert statements and not scanning, scanning
+    assert statements.count(edges) == 1
+    if backend == "postgresql":
+        engine = sa.create_engine(url)
+        with engine.connect() as connection:
+            plan = "\n".join(connection.execute(sa.text(f"EXPLAIN {EDGES.text}")).scalars())
+        engine.dispose()
+        assert "Seq Scan" not in plan and "Index" in plan, plan
 
 
 def test_cleanup_can_be_switched_off(backend, fresh_database, start_app):
     url = fresh_database(backend)
-    with unchecked(url) as connection:
+    with behind_the_back(url, bypass=True) as connection:
         insert_checkout(connection, 77, 77)
     _, client = start_app(url, **{"booknexus.cleanup_on_startup": "false"})
     health = client.get("/health").json
     assert health["cleanup"] is None and health["constraints"]["ok"] is True
-    assert drift(url).extra  # the orphan is still there
+    assert drift(url).extra  # the orphan is still there, unlogged
 
 
 def test_constraint_report_names_weak_foreign_keys(backend, fresh_database, start_app, caplog):
@@ -136,6 +246,8 @@ def test_constraint_report_names_weak_foreign_keys(backend, fresh_database, star
     _, client = start_app(url)
     health = client.get("/health").json
     assert health["status"] == "degraded"
+    assert health["cleanup"]["full"] is True  # weak keys admit orphans: the purge must look
+    assert any(reason.startswith("foreign keys:") for reason in health["cleanup"]["reasons"])
     assert health["constraints"]["ok"] is False
     problems = health["constraints"]["problems"]
     assert len(problems) == 2
@@ -167,15 +279,20 @@ def test_cleanup_and_check_commands(backend, fresh_database, start_app):
     assert check.returncode == 1
     assert "missing from the table (live in the log): 2" in check.stdout
 
-    dry = run_script("cleanup", url, "--dry-run")
+    dry = run_script("cleanup", url, "--full", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "dry run, nothing changed" in dry.stdout
+    assert "cleanup (asked for the full repair)" in dry.stdout
     assert f"purged 2 checkouts of missing users {ids['orphans_user']}" in dry.stdout
     assert run_script("check", url).returncode == 1  # still drifting: nothing was changed
 
-    real = run_script("cleanup", url)
+    real = run_script("cleanup", url)  # without --full: the cheap checks find the reason
     assert real.returncode == 0, real.stderr
-    assert "imported 1 unlogged" in real.stdout
+    assert "imported 1 unlogged" in real.stdout and "resynced 1 changed by hand" in real.stdout
     check = run_script("check", url)
     assert check.returncode == 0, check.stdout
     assert "no drift" in check.stdout
+    again = run_script("cleanup", url)
+    assert "cleanup: nothing to repair" in again.stdout
+    full = run_script("cleanup", url, "--full")
+    assert "purged 0 checkouts of missing users" in full.stdout and "resynced 0" in full.stdout

@@ -17,6 +17,7 @@ from proxy import Proxy
 from sqlalchemy.engine import make_url
 
 from booknexus.db import DATABASE_URL_ENV
+from booknexus.repair import REPAIR_LOCK_KEY
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.1):
@@ -49,7 +50,7 @@ def test_starts_without_its_database_and_recovers_without_restart(fresh_database
             '"createdAt", "updatedAt") VALUES (404, 404, now(), now(), 0, now(), now())'
         )
     token = librarian_token(url)
-    served = serve_url(through(url, proxy), token)  # the proxy is closed: the database is "down"
+    served = serve_url(through(url, proxy), token, wait=False)  # the proxy is closed: the database is "down"
 
     status, body = served.request("GET", "/health")
     assert status == 503
@@ -76,6 +77,26 @@ def test_starts_without_its_database_and_recovers_without_restart(fresh_database
     assert status == 503 and body["error"]["code"] == "database_unavailable"
     proxy.open()
     assert wait_for(lambda: served.request("GET", f"/users/{user['id']}")[0] == 200)
+
+
+def test_serves_while_the_startup_work_waits(fresh_database, serve_url):
+    """The port answers and every endpoint serves; /health says "starting" until the work is done."""
+    url = fresh_database("postgresql")
+    token = librarian_token(url)
+    engine = sa.create_engine(url)
+    with engine.connect() as holder:  # another process holding the repair: startup must wait for it
+        holder.exec_driver_sql(f"SELECT pg_advisory_lock({REPAIR_LOCK_KEY})")
+        served = serve_url(url, token, wait=False)
+        status, body = served.request("GET", "/health")
+        assert (status, body["status"], body["database"]) == (503, "starting", "ok")
+        assert body["startup"]["completed"] is False
+        status, book = served.request("POST", "/books", {"title": "Dune", "author": "Frank Herbert"})
+        assert status == 201
+        assert served.request("GET", f"/books/{book['id']}")[0] == 200
+        holder.exec_driver_sql(f"SELECT pg_advisory_unlock({REPAIR_LOCK_KEY})")
+    engine.dispose()
+    health = wait_for(lambda: (lambda r: r[0] == 200 and r[1])(served.request("GET", "/health")))
+    assert health["status"] == "ok" and health["cleanup"]["full"] is False
 
 
 def start_process(url: str, port: int, log_path, stack: contextlib.ExitStack) -> subprocess.Popen:
@@ -131,10 +152,11 @@ def test_two_processes_starting_at_once_clean_up_once(fresh_database, tmp_path):
         processes = [start_process(url, port, log, stack) for port, log in zip(ports, logs, strict=True)]
         wait_until_healthy(processes, ports)
     outputs = [log.read_text() for log in logs]
-    ran = [out for out in outputs if f"cleanup: purged {orphans} checkouts of missing users" in out]
-    skipped = [out for out in outputs if "cleanup skipped: another process is running it" in out]
+    ran = [out for out in outputs if f"purged {orphans} checkouts of missing users" in out]
+    # the second waited for the first's lock, then found the repair done
+    found_done = [out for out in outputs if "cleanup: nothing to repair" in out]
     assert len(ran) == 1, outputs
-    assert len(skipped) == 1, outputs
+    assert len(found_done) == 1, outputs
     engine = sa.create_engine(url)
     with engine.connect() as connection:
         purged = connection.exec_driver_sql(

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from zope.sqlalchemy import mark_changed
 
+from booknexus.log import capture
 from booknexus.log.streams import (  # noqa: F401  (the event types, re-exported for callers)
     CANCELLED,
     CHECKED_OUT,
@@ -39,11 +40,10 @@ from booknexus.log.streams import (  # noqa: F401  (the event types, re-exported
     RENEWED,
     RETURNED,
     STREAMS,
+    UPDATED,
     Stream,
 )
-from booknexus.meta import isoformat, utcnow
-
-ISO_UTC_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'  # PostgreSQL's to_char
+from booknexus.meta import ISO_UTC_FORMAT, isoformat, utcnow
 
 
 def lock_log(session: Session, stream: Stream = CHECKOUTS) -> None:
@@ -162,6 +162,8 @@ def delete_and_append(
     dialect = session.get_bind().dialect.name
     records = stream.records
     extra["actor"] = actor
+    if stream is CHECKOUTS:
+        capture.mark(session)  # logged here: the capture triggers stand aside
     if dialect == "postgresql":
         gone = delete(records).where(where).returning(*records.c).cte("gone")
         return append_rows(

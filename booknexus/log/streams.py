@@ -24,7 +24,8 @@ CANCELLED = "cancelled"
 EXPIRED = "expired"
 DELETED = "deleted"  # the record is gone (by the app, or by hand: reason "external")
 PURGED = "purged"  # an orphan removed by the cleanup or the FK migration
-IMPORTED = "imported"  # a record that existed before its log did
+IMPORTED = "imported"  # a record that existed before its log did (or was inserted by hand)
+UPDATED = "updated"  # a record changed by hand (reason "external")
 ENDING = (DELETED, PURGED)  # after these the record no longer exists
 
 
