@@ -1,6 +1,6 @@
 from pyramid.httpexceptions import HTTPNoContent
 from pyramid.security import NO_PERMISSION_REQUIRED
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 
 from booknexus.api import api_view, keyset_page, path_id, query_params
 from booknexus.books.events import BookDeleted
@@ -10,6 +10,7 @@ from booknexus.books.queries import (
     loans_by_book,
     open_loans_query,
 )
+from booknexus.books.search import matching, search_page
 from booknexus.errors import ApiError, not_found
 from booknexus.holds.queue import (
     set_aside_by_book,
@@ -43,21 +44,24 @@ def ensure_isbn_free(request, isbn: str | None, book_id: int | None = None) -> N
 @api_view(route_name="books", request_method="GET", permission=NO_PERMISSION_REQUIRED)
 def list_books(request):
     params = query_params(request)
-    statement = select(Book)
-    if params.get("q"):
-        # escape LIKE's wildcards so `q` is matched as typed
-        pattern = (
-            "%" + params["q"].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    q = (params.get("q") or "").strip()  # empty: no filter
+    ranked = bool(q) and params.get("sort", "relevance") == "relevance"
+    if ranked and params.get("after") is not None:
+        raise ApiError(
+            400, "invalid_value", "A ranked search pages with cursor, not after.", {"field": "after"}
         )
-        statement = statement.where(
-            or_(
-                func.lower(Book.title).like(pattern, escape="\\"),
-                func.lower(Book.author).like(pattern, escape="\\"),
-            )
+    if not ranked and params.get("cursor") is not None:
+        raise ApiError(400, "invalid_value", "cursor pages a ranked search only.", {"field": "cursor"})
+    if ranked:
+        books, next_cursor = search_page(
+            request.dbsession, select(Book), q, params["limit"], params.get("cursor")
         )
-    page = keyset_page(
-        request.dbsession, statement, Book.id, params["limit"], params.get("after"), lambda b: b
-    )
+        page = {"items": [book for (book,) in books], "next": next_cursor}
+    else:
+        statement = select(Book).where(matching(request.dbsession, q)) if q else select(Book)
+        page = keyset_page(
+            request.dbsession, statement, Book.id, params["limit"], params.get("after"), lambda b: b
+        )
     ids = [book.id for book in page["items"]]
     on_loan = loans_by_book(request.dbsession, ids)
     held = set_aside_by_book(request.dbsession, ids)
