@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from contextlib import contextmanager
@@ -334,6 +335,88 @@ def bench_capture_overhead() -> list[dict]:
                 {"with_triggers": runs["with"], "without_triggers": runs["without"]})]
 
 
+TITLE_WORDS = ("the of and a in to night house war peace river garden winter summer city stone fire water "
+               "dream shadow light dark king queen road sea mountain forest child time world heart blood "
+               "song storm silver golden empire last first secret lost return journey island star moon "
+               "sun wind iron glass ghost memory letter promise midnight morning autumn spring bridge "
+               "tower castle wolf raven rose crown sword field harbor valley desert ocean").split()
+FIRST_NAMES = "Anna Ben Clara David Elena Frank Grace Henry Isaac Julia Karl Laura Maria Nina Omar Paul Rosa Sam".split()
+SURNAMES = ("Smith Jones Herbert Asimov Garcia Marquez Le-Guin Tolkien Austen Bronte Dickens Eliot Hardy "
+            "Orwell Woolf Morrison Ishiguro Murakami Borges Calvino Eco Pamuk Achebe Rushdie Mann Hesse").split()
+SEARCHES = {"rare word": "zanzibar", "common word": "the", "no match": "qwxzyv", "prefix": "asim",
+            "misspelling": "herbrt"}
+
+
+def choose(words, salt: int) -> str:
+    """SQL picking one of ``words`` for row ``n``, spread by a hash (the same on every run)."""
+    listed = ", ".join(f"'{w}'" for w in words)
+    return f"(ARRAY[{listed}])[1 + abs(hashint4(n * 7919 + {salt})::bigint) % {len(words)}]"
+
+
+def fill_catalogue(name: str, books: int) -> None:
+    """``books`` titles of 2-4 words and authors drawn from word lists; ten hold a rare word."""
+    sql(name, f"""INSERT INTO "Books" (title, author, isbn, copies, "createdAt", "updatedAt")
+        SELECT concat_ws(' ', {choose(TITLE_WORDS, 1)}, {choose(TITLE_WORDS, 2)},
+                         CASE WHEN n % 2 = 0 THEN {choose(TITLE_WORDS, 3)} END,
+                         CASE WHEN n % ({books} / 10) = 7 THEN 'Zanzibar' END),
+               {choose(FIRST_NAMES, 4)} || ' ' || {choose(SURNAMES, 5)}, NULL, 3, now(), now()
+        FROM generate_series(1, {books}) AS n""", "VACUUM ANALYZE")
+
+
+def request_ms(url: str, path: str, method: str = "GET", body: dict | None = None, headers: dict | None = None) -> float:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    start = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+    return (time.perf_counter() - start) * 1000
+
+
+def bench_search() -> list[dict]:
+    """Median latency of GET /books?q= (30 sequential requests) on 1,000 vs 1,000,000 books;
+    and the write side: POST /books + PATCH with the search index vs with it dropped."""
+    small, big = create_database(), create_database()
+    for name, size in ((small, 1000), (big, BIG)):
+        migrate(name)
+        fill_catalogue(name, size)
+    medians: dict[str, dict[str, float]] = {}
+    with server("booknexus", small) as small_url, server("booknexus", big) as big_url:
+        for label, url in (("small", small_url), ("big", big_url)):
+            medians[label] = {}
+            for what, q in SEARCHES.items():
+                path = "/books?" + urllib.parse.urlencode({"q": q, "limit": 20})
+                request_ms(url, path)  # warm
+                medians[label][what] = statistics.median(request_ms(url, path) for _ in range(30))
+    rows = [row(f"GET /books?q= ({what}: {q!r}), 1,000,000 vs 1,000 books (median ms)",
+                medians["big"][what] / medians["small"][what], "<= 2.0",
+                lambda r, w=what: r <= 2.0 and medians["big"][w] < 50,
+                {"1k_ms": [round(medians["small"][what], 2)], "1m_ms": [round(medians["big"][what], 2)]})
+            for what, q in SEARCHES.items()]
+    bare = create_database(big)
+    sql(bare, 'DROP TRIGGER "Books_lexicon_insert" ON "Books"', 'DROP TRIGGER "Books_lexicon_update" ON "Books"',
+        'DROP INDEX "ix_Books_searchWords"', 'ALTER TABLE "Books" DROP COLUMN "searchWords"')
+    writes = {}
+    for label, name in (("indexed", big), ("bare", bare)):
+        headers = {"Authorization": f"Bearer {librarian_token(name)}"}
+        with server("booknexus", name) as url:
+            def write():
+                book = json.loads(urllib.request.urlopen(urllib.request.Request(
+                    url + "/books", data=json.dumps({"title": f"Zanzibar Nights {uuid.uuid4().hex[:6]}",
+                                                     "author": "Omar Calvino"}).encode(),
+                    method="POST", headers={"Content-Type": "application/json", **headers})).read())
+                return request_ms(url, f"/books/{book['id']}", "PATCH", {"title": "Zanzibar Mornings"}, headers)
+            write()
+            writes[label] = statistics.median(write() for _ in range(50))
+    drop_database(bare)
+    drop_database(small)
+    drop_database(big)
+    rows.append(row("PATCH /books/{id} (title) with the search index vs without, 1,000,000 books (median ms)",
+                    writes["indexed"] / writes["bare"], "report", lambda r: True,
+                    {"indexed_ms": [round(writes["indexed"], 2)], "bare_ms": [round(writes["bare"], 2)]}))
+    return rows
+
+
 def probe(name: str, what: str) -> tuple[float, int]:
     """Run bench/probe.py in a child; its own timing, and its peak RSS from wait4."""
     process = subprocess.Popen([PYTHON, str(HERE / "probe.py"), what], env=env_for(name), stdout=subprocess.PIPE, text=True)
@@ -481,7 +564,7 @@ def main() -> int:
     started = time.monotonic()
     rows = []
     try:
-        for bench in (bench_startup, bench_capture_overhead, bench_cpu, bench_http, bench_cleanup, bench_delete_user,
+        for bench in (bench_startup, bench_capture_overhead, bench_search, bench_cpu, bench_http, bench_cleanup, bench_delete_user,
                       bench_listing, bench_fk_rebuild):
             if ONLY and bench.__name__ not in ONLY:
                 continue
