@@ -350,7 +350,7 @@ SEARCHES = {"rare word": "zanzibar", "common word": "the", "no match": "qwxzyv",
 def choose(words, salt: int) -> str:
     """SQL picking one of ``words`` for row ``n``, spread by a hash (the same on every run)."""
     listed = ", ".join(f"'{w}'" for w in words)
-    return f"(ARRAY[{listed}])[1 + abs(hashint4(n * 7919 + {salt})::bigint) % {len(words)}]"
+    return f"(ARRAY[{listed}])[1 + abs(hashint8(n::bigint * 7919 + {salt})::bigint) % {len(words)}]"
 
 
 def fill_catalogue(name: str, books: int) -> None:
