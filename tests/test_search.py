@@ -61,7 +61,7 @@ def test_last_word_matches_as_a_prefix(testapp):
     w = word()
     book = make_book(testapp, title=f"Foundation {w}", author="Isaac Asimov")
     assert book["title"] in titles(testapp, f"{w} asim")
-    assert titles(testapp, f"{w[:4]}") and book["title"] in titles(testapp, w[:4])
+    assert book["title"] in titles(testapp, w[:4])
     assert book["title"] not in titles(testapp, f"asim {w[:4]}x")  # only the last word is a prefix
 
 
