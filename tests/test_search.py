@@ -9,7 +9,17 @@ from conftest import app_settings, close_app, migrate, started
 from helpers import error_code, make_book
 
 import booknexus
+from booknexus.books import search
 from booknexus.books.search import Search, one_edit_away
+
+
+@pytest.fixture(autouse=True, params=["walked", "looked up"])
+def window(request, monkeypatch):
+    """Each search both ways a page is read in id order: the test catalogues are smaller than
+    a window, so they are walked; a window of one book sends the rest to the search index."""
+    if request.param == "looked up":
+        monkeypatch.setattr(search, "WINDOW", 1)
+    return request.param
 
 
 def word() -> str:

@@ -10,7 +10,7 @@ from booknexus.books.queries import (
     loans_by_book,
     open_loans_query,
 )
-from booknexus.books.search import matching, search_page
+from booknexus.books.search import matching_rows, search_page
 from booknexus.errors import ApiError, not_found
 from booknexus.holds.queue import (
     set_aside_by_book,
@@ -57,10 +57,16 @@ def list_books(request):
             request.dbsession, select(Book), q, params["limit"], params.get("cursor")
         )
         page = {"items": [book for (book,) in books], "next": next_cursor}
+    elif q:
+        limit = params["limit"]
+        books = matching_rows(request.dbsession, select(Book), q, limit + 1, params.get("after"))
+        page = {
+            "items": [book for (book,) in books[:limit]],
+            "next": books[limit - 1][0].id if len(books) > limit else None,
+        }
     else:
-        statement = select(Book).where(matching(request.dbsession, q)) if q else select(Book)
         page = keyset_page(
-            request.dbsession, statement, Book.id, params["limit"], params.get("after"), lambda b: b
+            request.dbsession, select(Book), Book.id, params["limit"], params.get("after"), lambda b: b
         )
     ids = [book.id for book in page["items"]]
     on_loan = loans_by_book(request.dbsession, ids)
