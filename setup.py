@@ -12,6 +12,7 @@ requires = [
     "psycopg[binary]>=3.1",
     "pyramid_openapi3>=0.19",
     "argon2-cffi>=23.1",
+    "fastjsonschema>=2.19",
 ]
 
 tests_require = [

@@ -199,10 +199,11 @@ def bench_http() -> list[dict]:
     drop_database(name)
     base = median_of(baseline, "rps")
     return [
-        row("HTTP GET /books/{id} (req/s vs constant JSON view)", median_of(book, "rps") / base, ">= 0.60",
-            lambda r: r >= 0.60, {"baseline": baseline, "measured": book}),
-        row("HTTP POST /checkouts + return (req/s vs constant JSON view)", median_of(loans, "rps") / base, ">= 0.30",
-            lambda r: r >= 0.30, {"baseline": baseline, "measured": loans}),
+        # must: 0.20 and 0.10; aims: 0.45 (the old Node stack's standing) and 0.20
+        row("HTTP GET /books/{id} (req/s vs constant JSON view)", median_of(book, "rps") / base, ">= 0.20",
+            lambda r: r >= 0.20, {"baseline": baseline, "measured": book}),
+        row("HTTP POST /checkouts + return (req/s vs constant JSON view)", median_of(loans, "rps") / base, ">= 0.10",
+            lambda r: r >= 0.10, {"baseline": baseline, "measured": loans}),
     ]
 
 
@@ -451,14 +452,19 @@ def bench_delete_user() -> list[dict]:
                     with urllib.request.urlopen(request, timeout=60) as response:
                         assert response.status == 204
                     app_times.append(time.perf_counter() - start)
-                else:
-                    bare_times.append(timed_sql(name, f'DELETE FROM "Users" WHERE id = {user}'))
+                else:  # the floor: the cascade plus writing the same events, one transaction
+                    bare_times.append(timed_sql(
+                        name, "BEGIN", "SELECT set_config('booknexus.app_write', 'on', true)",
+                        'INSERT INTO "CheckoutEvents" ("checkoutId", "userId", "bookId", type, "occurredAt", data) '
+                        f"""SELECT id, "userId", "bookId", 'deleted', now(), {STATE_JSON} FROM "Checkouts" """
+                        f'WHERE "userId" = {user} ORDER BY id',
+                        f'DELETE FROM "Users" WHERE id = {user}', "COMMIT"))
     logged = sql(name, "SELECT count(*) FROM \"CheckoutEvents\" WHERE type = 'deleted'")[0][0]
     drop_database(name)
     assert logged == 10000 * len(app_times), logged
-    return [row("DELETE /users/{id} with 10,000 checkouts, logged (vs DELETE letting the DB cascade)",
-                statistics.median(app_times) / statistics.median(bare_times), "<= 2.0", lambda r: r <= 2.0,
-                {"api_s": app_times, "bare_cascade_s": bare_times})]
+    return [row("DELETE /users/{id} with 10,000 checkouts, logged (vs the cascade + INSERT ... SELECT of the events)",
+                statistics.median(app_times) / statistics.median(bare_times), "<= 1.3", lambda r: r <= 1.3,
+                {"api_s": app_times, "bare_floor_s": bare_times})]
 
 
 def bench_listing() -> list[dict]:
@@ -487,17 +493,22 @@ def bench_fk_rebuild() -> list[dict]:
     migration, bare = [], []
     for _ in range(RUNS):
         copy = create_database(template)
-        bare.append(timed_sql(copy, *(
-            f'ALTER TABLE "Checkouts" ADD CONSTRAINT "fk_{c}" FOREIGN KEY ("{c}") REFERENCES "{t}" (id) '
-            "ON DELETE CASCADE ON UPDATE CASCADE" for c, t in (("userId", "Users"), ("bookId", "Books")))))
+        # the floor does all of the revision's work in bare SQL: purge with events, the two
+        # indexes, the two constraints
+        keys = (("userId", "Users"), ("bookId", "Books"))
+        bare.append(timed_sql(copy, "BEGIN", "SELECT set_config('booknexus.app_write', 'on', true)", PURGE_FLOOR,
+                              "COMMIT",
+                              *(f'CREATE INDEX IF NOT EXISTS "ix_floor_{c}" ON "Checkouts" ("{c}")' for c, _ in keys),
+                              *(f'ALTER TABLE "Checkouts" ADD CONSTRAINT "fk_{c}" FOREIGN KEY ("{c}") REFERENCES '
+                                f'"{t}" (id) ON DELETE CASCADE ON UPDATE CASCADE' for c, t in keys)))
         drop_database(copy)
         copy = create_database(template)
         migration.append(probe(copy, "fk-rebuild")[0])
         drop_database(copy)
     drop_database(template)
-    return [row(f"FK-rebuild migration on a legacy database of {BIG:,} checkouts (vs bare ADD CONSTRAINT pair)",
-                statistics.median(migration) / statistics.median(bare), "<= 2.0", lambda r: r <= 2.0,
-                {"migration_s": migration, "bare_add_constraint_s": bare})]
+    return [row(f"FK-rebuild migration on a legacy database of {BIG:,} checkouts (vs bare SQL doing its work)",
+                statistics.median(migration) / statistics.median(bare), "<= 1.5", lambda r: r <= 1.5,
+                {"migration_s": migration, "bare_floor_s": bare})]
 
 
 LEGACY_DDL = [
@@ -515,7 +526,7 @@ def bench_cpu() -> list[dict]:
     """In-process CPU per request (bench/cpu.py), against the constant view in the same process.
 
     BENCH_BEFORE=<path of an older checkout> adds the same figures for that code, run
-    interleaved, and a before/after ratio for checkout + return.
+    interleaved, and a before/after ratio for each request.
     """
     trees = [("now", ROOT)] + ([("before", Path(os.environ["BENCH_BEFORE"]))] if "BENCH_BEFORE" in os.environ else [])
     figures: dict[str, list[dict]] = {label: [] for label, _ in trees}
@@ -532,17 +543,19 @@ def bench_cpu() -> list[dict]:
     def med(label: str, key: str) -> float:
         return statistics.median(run[key] for run in figures[label])
 
+    reads = ("GET /books/{id}", "GET /books?q=", "GET /checkouts?userId=", "GET /checkout-events")
+    writes = ("POST /checkouts", "POST /checkouts/{id}/return", "POST /holds")
     rows = [
         row(f"CPU per request in-process, {key}, vs the constant view", med("now", key) / med("now", "constant view"),
-            "report", lambda r: True, {"us": [run[key] for run in figures["now"]],
-                                       "constant_us": [run["constant view"] for run in figures["now"]]})
-        for key in ("GET /books/{id}", "POST /checkouts + return", "POST /holds + DELETE")
+            target, lambda r, limit=limit: r <= limit,
+            {"us": [run[key] for run in figures["now"]], "constant_us": [run["constant view"] for run in figures["now"]]})
+        for keys, limit in ((reads, 6), (writes, 10)) for key in keys for target in (f"<= {limit}",)
     ]
     if "before" in figures:
-        key = "POST /checkouts + return"
-        rows.append(row(f"CPU per request, {key}, now vs {os.environ['BENCH_BEFORE']}",
-                        med("now", key) / med("before", key), "<= 1.05", lambda r: r <= 1.05,
-                        {"now_us": [r[key] for r in figures["now"]], "before_us": [r[key] for r in figures["before"]]}))
+        rows += [row(f"CPU per request, {key}, now vs {os.environ['BENCH_BEFORE']}",
+                     med("now", key) / med("before", key), "report", lambda r: True,
+                     {"now_us": [r[key] for r in figures["now"]], "before_us": [r[key] for r in figures["before"]]})
+                 for key in reads + writes if key in figures["before"][0]]
     return rows
 
 

@@ -25,6 +25,8 @@ def main(global_config, **settings):
         config.commit()
         for invalid in (RequestValidationError, ResponseValidationError):
             config.add_exception_view(request_validation_error, context=invalid)
+        # the document's request checks compiled once, openapi-core deciding the rest
+        config.include("booknexus.validation")
         # one JSON error contract for every failure
         config.include("booknexus.errors")
         # the loan rules (limits, periods), read from the settings once

@@ -76,6 +76,8 @@ def app_settings(url: str, **overrides) -> dict:
         "booknexus.hold_pickup_days": "7",
         "booknexus.startup_retry_initial_seconds": "0.1",
         "booknexus.startup_retry_max_seconds": "0.5",
+        # every request the compiled checks accept is judged by openapi-core too
+        "booknexus.validation_crosscheck": "true",
         **overrides,
     }
 

@@ -74,6 +74,16 @@ def test_unstorable_text_is_400_and_nothing_is_written(testapp, value):
     assert testapp.get("/books", {"q": "Nobody"}).json["items"] == []
 
 
+@pytest.mark.parametrize("field", ["email", "password"])
+def test_a_nul_in_credentials_is_refused_by_the_document(testapp, field):
+    # the document says what the database can hold: a NUL is refused as invalid input,
+    # not accepted by the document and then refused by the database (invalid_value)
+    credentials = {"email": "reader@example.org", "password": "long enough", field: "a\x00b"}
+    response = testapp.post_json("/auth/tokens", credentials, status=400)
+    details = assert_error(response, 400, "invalid_request")["details"]
+    assert [d["field"] for d in details] == [field]
+
+
 def test_unknown_route_is_json_404_and_wrong_method_405(testapp):
     assert_error(testapp.get("/nowhere", status=404), 404, "not_found")
     book = make_book(testapp)

@@ -27,6 +27,8 @@ import base64
 import binascii
 import re
 import unicodedata
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy.dialects.postgresql  # noqa: F401  (registers to_tsvector, used below)
@@ -188,13 +190,31 @@ def matching_rows(session: Session, statement: Select, q: str, wanted: int, afte
         return []
     condition = conditions(session, search)["isbn" if search.isbn else "every"]
     after_id = -1 if after_id is None else after_id
-    return in_id_order(session, statement.where(condition), statement.where(condition), after_id, wanted, {})
+    filtered = statement.where(condition)
+    return in_id_order(session, filtered, lambda: filtered, after_id, wanted, {})
 
 
 # --- id order at a cost bounded by the page or by the matches ----------------------------
 
 WINDOW = 5000  # books walked in id order before a condition is taken for a rare one
-SERIAL = text("SET LOCAL max_parallel_workers_per_gather = 0")
+
+
+@contextmanager
+def serial_plans(session: Session):
+    """No parallel workers for the statements inside: the planner overestimates prefixes and
+    starts workers to read ten rows (about 4 ms). Reads run without a transaction (see
+    ``booknexus.db.read_only_engine``), where ``SET LOCAL`` does nothing: there the setting
+    is made for the connection and reset after."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    untransacted = session.get_bind().get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    session.execute(text(f"SET {'' if untransacted else 'LOCAL '}max_parallel_workers_per_gather = 0"))
+    try:
+        yield
+    finally:
+        if untransacted:
+            session.execute(text("RESET max_parallel_workers_per_gather"))
 
 
 def _window_end(session: Session, after_id: int) -> int | None:
@@ -206,10 +226,15 @@ def _window_end(session: Session, after_id: int) -> int | None:
 
 
 def in_id_order(
-    session: Session, walk: Select, lookup: Select, after_id: int, wanted: int, window_ends: dict
+    session: Session,
+    walk: Select,
+    lookup: Callable[[], Select],
+    after_id: int,
+    wanted: int,
+    window_ends: dict,
 ) -> list:
     """The first ``wanted`` rows of ``walk`` with ids above ``after_id``, in id order;
-    ``lookup`` selects the same rows through the search index.
+    ``lookup()`` selects the same rows through the search index (built only when needed).
 
     ``ORDER BY id LIMIT n`` alone leaves the planner to guess how many books match; it guesses
     badly for prefixes and for words outside its statistics, and walks the whole primary key for
@@ -227,11 +252,9 @@ def in_id_order(
     rows = session.execute(walked.order_by(Book.id).limit(wanted)).all()
     if len(rows) == wanted or window_end is None:
         return rows
-    if session.get_bind().dialect.name == "postgresql":
-        # the planner overestimates prefixes and starts parallel workers for ten rows (~4 ms)
-        session.execute(SERIAL)
-    rest = lookup.where(Book.id > window_end).order_by(Book.id + 0).limit(wanted - len(rows))
-    return rows + session.execute(rest).all()
+    rest = lookup().where(Book.id > window_end).order_by(Book.id + 0).limit(wanted - len(rows))
+    with serial_plans(session):
+        return rows + session.execute(rest).all()
 
 
 def tiers_of(search: Search) -> tuple[str, ...]:
@@ -252,6 +275,7 @@ def search_page(session: Session, statement: Select, q: str, limit: int, cursor:
     rows: list = []
     near = None
     window_ends: dict = {}
+    walks = None  # every tier's condition, built once a page (building costs more than running)
     for tier in tiers_of(search):
         index = TIERS.index(tier)
         if index < start_tier:
@@ -260,8 +284,13 @@ def search_page(session: Session, statement: Select, q: str, limit: int, cursor:
             near = near_spellings(session, search.words)
             if not near:
                 continue
-        walk = statement.where(conditions(session, search, near)[tier])
-        lookup = statement.where(conditions(session, search, near, looked_up=True)[tier])
+            walks = None
+        walks = walks or conditions(session, search, near)
+        walk = statement.where(walks[tier])
+
+        def lookup(tier=tier, near=near):
+            return statement.where(conditions(session, search, near, looked_up=True)[tier])
+
         tier_after = after_id if index == start_tier else -1
         found = in_id_order(session, walk, lookup, tier_after, limit + 1 - len(rows), window_ends)
         rows += [(tier, row) for row in found]

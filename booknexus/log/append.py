@@ -23,8 +23,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import Session
-from zope.sqlalchemy import mark_changed
 
+from booknexus.db import mark_changed
 from booknexus.log import capture
 from booknexus.log.streams import (  # noqa: F401  (the event types, re-exported for callers)
     CANCELLED,

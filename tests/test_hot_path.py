@@ -1,0 +1,50 @@
+"""The hot path's shortcuts keep their promises: reads skip the transaction round trips and
+writes keep theirs; the compiled request checks cover every operation of the document."""
+
+import psycopg.pq
+import sqlalchemy as sa
+import webtest
+from conftest import app_settings, bearer, close_app, librarian_token, started
+
+import booknexus
+
+
+def test_reads_run_without_a_transaction_and_writes_within_one(fresh_database):
+    url = fresh_database("postgresql")
+    token = librarian_token(url)
+    app = started(booknexus.main({}, **app_settings(url)))
+    seen = []  # (method, the connection's transaction status after each statement)
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        seen.append((method, conn.connection.dbapi_connection.info.transaction_status))
+
+    sa.event.listen(app.registry["dbengine"], "after_cursor_execute", after)
+    try:
+        client = webtest.TestApp(app, extra_environ=bearer(token))
+        method = "POST"
+        book = client.post_json("/books", {"title": "Dune", "author": "Frank Herbert"}).json
+        method = "GET"
+        assert client.get(f"/books/{book['id']}").json["title"] == "Dune"
+        assert client.get("/books", {"q": "dune"}).json["items"][0]["id"] == book["id"]
+        writes = {status for m, status in seen if m == "POST"}
+        reads = {status for m, status in seen if m == "GET"}
+        # a write's statements run inside its transaction (BEGIN ... COMMIT); a read's don't
+        assert writes == {psycopg.pq.TransactionStatus.INTRANS}
+        assert reads == {psycopg.pq.TransactionStatus.IDLE}
+    finally:
+        sa.event.remove(app.registry["dbengine"], "after_cursor_execute", after)
+        close_app(app)
+
+
+def test_every_operation_of_the_document_is_compiled(app):
+    validator = app.registry.settings["pyramid_openapi3"]["request_validator"]
+    document = app.registry.settings["pyramid_openapi3"]["spec"].read_value()
+    operations = {
+        (path, method.upper())
+        for path, item in document["paths"].items()
+        for method in item
+        if method in ("get", "put", "post", "delete", "patch")
+    }
+    assert set(validator.operations) == operations
+    routes = {route.pattern for route in app.routes_mapper.get_routes()}
+    assert {path for path, _ in operations} <= routes  # looked up by the route's pattern
