@@ -65,9 +65,8 @@ def cpu_per_step(*steps) -> list[float]:
 
 def production_settings(url: str) -> dict:
     """production.ini's settings (responses unvalidated, as served), on the bench database."""
-    settings = dict(get_appsettings(str(Path.cwd() / "production.ini")))
-    if not Path("production.ini").exists():  # an older tree without one: the defaults
-        settings = {}
+    ini = Path.cwd() / "production.ini"
+    settings = dict(get_appsettings(str(ini))) if ini.exists() else {}  # an older tree: defaults
     return {**settings, "sqlalchemy.url": url, "booknexus.max_renewals": "1000000", "booknexus.max_loans": "1000000"}
 
 
