@@ -120,12 +120,26 @@ def http_exception(exc, request):
 
 
 def database_unavailable(exc, request):
+    if _transaction_rollback(exc):
+        # a serialization failure or deadlock that outlived pyramid_retry's attempts: the
+        # database is up, the request lost a race; say so, never "cannot be reached"
+        log.warning("conflict outlived its retries on %s %s: %s", request.method, request.path, exc)
+        response = error_response(
+            request, 409, "conflict", "The request conflicted with concurrent changes; retry."
+        )
+        response.headers["Retry-After"] = "1"
+        return response
     log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
     response = error_response(
         request, 503, "database_unavailable", "The database cannot be reached; retry later."
     )
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+def _transaction_rollback(exc) -> bool:
+    """SQLSTATE class 40 (serialization failure, deadlock detected): transient, not an outage."""
+    return (getattr(getattr(exc, "orig", None), "sqlstate", None) or "").startswith("40")
 
 
 @exception_view_config(sa_exc.DataError)

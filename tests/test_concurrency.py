@@ -1,6 +1,7 @@
 """Concurrent requests against a real waitress server and real PostgreSQL."""
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 
@@ -154,3 +155,114 @@ def test_concurrent_holds_take_positions_one_to_n(serve):
         assert [hold_id for _, hold_id in placed] == sorted(hold_id for _, hold_id in placed)
         queue = served.request("GET", f"/holds?bookId={book['id']}&status=waiting&limit=500")[1]["items"]
         assert [(h["id"], h["position"]) for h in queue] == [(hold_id, pos) for pos, hold_id in placed]
+
+
+def deadlocks(served) -> int:
+    """PostgreSQL's count of deadlocks detected in the served database. Each backend reports
+    its counts when it ends, so the app's connections are closed first."""
+    engine = served.app.registry["dbengine"]
+    engine.dispose()
+    time.sleep(1.5)  # closed backends flush their statistics as they exit
+    with engine.connect() as connection:
+        return connection.exec_driver_sql(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+        ).scalar()
+
+
+def test_loan_limit_holds_when_a_reader_borrows_many_books_at_once(serve):
+    """9 open loans of 10 allowed; 8 different books borrowed at the same moment: exactly one."""
+    served = serve("postgresql", **{"booknexus.max_loans": "10"})
+    reader = served.request("POST", "/users", {"name": "Greedy", "email": "greedy@example.org"})[1]
+    for round_ in range(3):
+        books = [
+            served.request("POST", "/books", {"title": f"B{round_}-{i}", "author": "A", "copies": 1})[1]
+            for i in range(17)
+        ]
+        for book in books[:9]:
+            assert served.request("POST", "/checkouts", {"userId": reader["id"], "bookId": book["id"]})[0] == 201
+        results = fire_at_once(
+            8,
+            lambda i, books=books: served.request(
+                "POST", "/checkouts", {"userId": reader["id"], "bookId": books[9 + i]["id"]}
+            ),
+        )
+        assert sorted(status for status, _ in results) == [201] + [409] * 7, results
+        assert {body["error"]["code"] for status, body in results if status == 409} == {"loan_limit"}
+        open_loans = served.request("GET", f"/checkouts?userId={reader['id']}&open=true&limit=500")[1]["items"]
+        assert len(open_loans) == 10
+        for loan in open_loans:
+            assert served.request("POST", f"/checkouts/{loan['id']}/return")[0] == 200
+    assert deadlocks(served) == 0
+
+
+def test_hold_limit_holds_when_a_reader_places_many_holds_at_once(serve):
+    """4 open holds of 5 allowed; 6 more placed at the same moment on different books: exactly one."""
+    served = serve("postgresql", **{"booknexus.max_holds": "5"})
+    reader = served.request("POST", "/users", {"name": "Eager", "email": "eager@example.org"})[1]
+    other = served.request("POST", "/users", {"name": "Has them", "email": "has@example.org"})[1]
+    for round_ in range(3):
+        books = [
+            served.request("POST", "/books", {"title": f"H{round_}-{i}", "author": "A", "copies": 1})[1]
+            for i in range(10)
+        ]
+        for book in books:  # all on loan, so every hold waits
+            assert served.request("POST", "/checkouts", {"userId": other["id"], "bookId": book["id"]})[0] == 201
+        for book in books[:4]:
+            assert served.request("POST", "/holds", {"userId": reader["id"], "bookId": book["id"]})[0] == 201
+        results = fire_at_once(
+            6,
+            lambda i, books=books: served.request(
+                "POST", "/holds", {"userId": reader["id"], "bookId": books[4 + i]["id"]}
+            ),
+        )
+        assert sorted(status for status, _ in results) == [201] + [409] * 5, results
+        assert {body["error"]["code"] for status, body in results if status == 409} == {"hold_limit"}
+        waiting = served.request("GET", f"/holds?userId={reader['id']}&status=waiting&limit=500")[1]["items"]
+        assert len(waiting) == 5
+        for hold_ in waiting:
+            assert served.request("DELETE", f"/holds/{hold_['id']}")[0] == 204
+        for loan in served.request("GET", f"/checkouts?userId={other['id']}&open=true&limit=500")[1]["items"]:
+            assert served.request("POST", f"/checkouts/{loan['id']}/return")[0] == 200
+    assert deadlocks(served) == 0
+
+
+def test_deleting_a_reader_races_their_returns_and_the_queues_without_deadlock(serve):
+    """A reader with loans and holds is deleted while their loans are returned, their holds
+    cancelled and other readers' returns make their holds ready: no deadlock, no 5xx."""
+    served = serve("postgresql", **{"retry.attempts": "1"})  # a deadlock must show, not be retried
+    for round_ in range(4):
+        doomed = served.request("POST", "/users", {"name": "Doomed", "email": f"d{round_}@example.org"})[1]
+        others = [
+            served.request("POST", "/users", {"name": "O", "email": f"o{round_}-{i}@example.org"})[1]
+            for i in range(4)
+        ]
+        books = [
+            served.request("POST", "/books", {"title": f"D{round_}-{i}", "author": "A", "copies": 1})[1]
+            for i in range(8)
+        ]
+        loans = [
+            served.request("POST", "/checkouts", {"userId": doomed["id"], "bookId": book["id"]})[1]
+            for book in books[:4]
+        ]
+        others_loans = [
+            served.request("POST", "/checkouts", {"userId": reader["id"], "bookId": book["id"]})[1]
+            for reader, book in zip(others, books[4:], strict=True)
+        ]
+        holds = [
+            served.request("POST", "/holds", {"userId": doomed["id"], "bookId": book["id"]})[1]
+            for book in books[4:]
+        ]
+        for reader, book in zip(others, books[:4], strict=True):  # others wait for the doomed's loans
+            assert served.request("POST", "/holds", {"userId": reader["id"], "bookId": book["id"]})[0] == 201
+        actions = (
+            [("DELETE", f"/users/{doomed['id']}")]
+            + [("POST", f"/checkouts/{loan['id']}/return") for loan in loans + others_loans]
+            + [("DELETE", f"/holds/{hold_['id']}") for hold_ in holds]
+        )
+        results = fire_at_once(len(actions), lambda i, actions=actions: served.request(*actions[i]))
+        assert results[0][0] == 204, results[0]
+        assert all(status < 500 for status, _ in results), results
+        assert {status for status, _ in results[1:]} <= {200, 204, 404, 409}, results
+        assert served.request("GET", f"/checkouts?userId={doomed['id']}")[1]["items"] == []
+        assert served.request("GET", f"/holds?userId={doomed['id']}")[1]["items"] == []
+    assert deadlocks(served) == 0

@@ -9,11 +9,11 @@ from booknexus.checkouts.models import Checkout
 from booknexus.errors import ApiError, not_found
 from booknexus.holds.models import FULFILLED, READY, WAITING, Hold
 from booknexus.holds.queue import settle_for
+from booknexus.locks import lock_borrower
 from booknexus.log import append as log
 from booknexus.meta import isoformat, utcnow
 from booknexus.rules import ensure_may_borrow, rules
 from booknexus.security import MANAGE
-from booknexus.users.queries import get_user
 
 
 def serialize_checkout(checkout: Checkout) -> dict:
@@ -82,10 +82,10 @@ def create_checkout(request):
     override = body.get("override", False)
     if override and not request.has_permission(MANAGE):
         raise ApiError(403, "forbidden", "Only a librarian may lend past the loan rules.")
-    # The book row lock serialises checkouts of one book: two requests for its last copy
-    # cannot both see it available.
+    # booknexus.locks: the borrower first (their loan count), then the book (its copies):
+    # neither a reader's limit nor a book's last copy can be taken twice by racing requests.
+    user = lock_borrower(session, body["userId"])
     book = get_book(session, body["bookId"], for_update=True)
-    user = get_user(session, body["userId"])
     actor = request.authenticated_userid
     state = settle_for(request, book)
     hold_id = ensure_may_borrow(session, user.id, book.id, rules(request), override)

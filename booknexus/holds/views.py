@@ -6,10 +6,10 @@ from booknexus.books.queries import get_book, lock_book_of
 from booknexus.errors import ApiError, not_found
 from booknexus.holds.models import CANCELLED, OPEN, WAITING, Hold
 from booknexus.holds.queue import queue_position, settle_for
+from booknexus.locks import lock_borrower
 from booknexus.log import append as log
 from booknexus.meta import utcnow
 from booknexus.rules import ensure_may_hold, rules
-from booknexus.users.queries import get_user
 
 
 def serialize_hold(hold: Hold, position: int | None) -> dict:
@@ -48,9 +48,10 @@ def list_holds(request):
 def place_hold(request):
     body = request.openapi_validated.body
     session = request.dbsession
-    # The book row lock orders the queue: concurrent holds take positions one after another.
+    # booknexus.locks: the borrower first (their hold count), then the book, whose row lock
+    # orders the queue: concurrent holds take positions one after another.
+    user = lock_borrower(session, body["userId"])
     book = get_book(session, body["bookId"], for_update=True)
-    user = get_user(session, body["userId"])
     actor = request.authenticated_userid
     settle_for(request, book)
     ensure_may_hold(session, user.id, book.id, rules(request))

@@ -17,13 +17,13 @@ def get_user(session: Session, user_id: int, for_update: bool = False) -> User:
 def ensure_not_last_librarian(session: Session, user: User) -> None:
     """Refuse to delete or demote the only librarian: nobody could manage the library after.
 
-    The other librarians' rows are locked, so two librarians removing each other at once
-    cannot both succeed.
+    The caller holds every librarian's row lock (``locks.lock_user_and_librarians``), so two
+    librarians removing each other at once cannot both succeed.
     """
     if user.role != LIBRARIAN:
         return
     others = session.scalars(
-        select(User.id).where(User.role == LIBRARIAN, User.id != user.id).with_for_update()
+        select(User.id).where(User.role == LIBRARIAN, User.id != user.id)
     ).first()
     if others is None:
         raise ApiError(

@@ -6,6 +6,7 @@ from booknexus.api import api_view, keyset_page, path_id, query_params
 from booknexus.books.queries import get_book
 from booknexus.errors import ApiError
 from booknexus.holds.queue import books_freed_by, settle_for
+from booknexus.locks import lock_books_of_user, lock_user_and_librarians
 from booknexus.security import MANAGE, MEMBER
 from booknexus.users.events import UserDeleted
 from booknexus.users.models import User
@@ -67,7 +68,10 @@ def update_user(request):
     body = request.openapi_validated.body
     if ACCOUNT_FIELDS & body.keys() and not request.has_permission(MANAGE):
         raise ApiError(403, "forbidden", "Only a librarian may set a role or a password.")
-    user = get_user(request.dbsession, path_id(request), for_update="role" in body)
+    if "role" in body:  # booknexus.locks: with every librarian, for the last-librarian rule
+        user = lock_user_and_librarians(request.dbsession, path_id(request))
+    else:
+        user = get_user(request.dbsession, path_id(request))
     if body.get("role", user.role) != user.role:
         ensure_not_last_librarian(request.dbsession, user)
     if "email" in body:
@@ -84,16 +88,15 @@ def update_user(request):
 @api_view(route_name="user", request_method="DELETE")
 def delete_user(request):
     session = request.dbsession
-    user_id = path_id(request)
-    # Books whose queue moves once this user's loans and holds are gone, locked first (in id
-    # order), as every change to a book's loans and holds locks the book before anything else.
-    books = [get_book(session, book_id, for_update=True) for book_id in books_freed_by(session, user_id)]
-    # Then the user, so no checkout or hold can be added for them while theirs are removed.
-    user = get_user(session, user_id, for_update=True)
+    # booknexus.locks: the user (and the librarians, for the last-librarian rule), then every
+    # book they have a checkout or hold of, in id order, as every change to those takes them
+    user = lock_user_and_librarians(session, path_id(request))
+    lock_books_of_user(session, user.id)
     ensure_not_last_librarian(session, user)
+    freed = [get_book(session, book_id) for book_id in books_freed_by(session, user.id)]
     request.registry.notify(UserDeleted(user, request))
     session.delete(user)
     session.flush()
-    for book in books:
+    for book in freed:
         settle_for(request, book)
     return HTTPNoContent()
