@@ -1,10 +1,10 @@
-"""The full repair: make the Checkouts table and the checkout log agree, set-based.
+"""The full repair: make "Checkouts" and "Holds" agree with their logs, set-based.
 
 It scans both whole tables, so it runs only when asked (``booknexus-cleanup --full``) or when
-the cheap checks of ``booknexus.repair`` find a reason. In one transaction:
-1. purge orphans: delete every checkout whose user (then: whose book) does not exist,
+the cheap checks of ``booknexus.repair`` find a reason. In one transaction, for each table:
+1. purge orphans: delete every checkout or hold whose user (then: whose book) does not exist,
    logging a ``purged`` event for each (reason ``missing_user`` / ``missing_book``);
-2. reconcile: append ``deleted`` (reason ``external``) for every checkout the log says is
+2. reconcile: append ``deleted`` (reason ``external``) for every record the log says is
    live but the table no longer has (deleted by hand in SQL, or by the database's CASCADE);
 3. import: append ``imported`` for every row of the table that the log does not hold as live;
 4. resync: append ``updated`` (reason ``external``) for every row changed by hand since its
@@ -20,8 +20,12 @@ from datetime import datetime
 
 from sqlalchemy import (
     JSON,
+    Column,
     ColumnElement,
     DateTime,
+    Integer,
+    MetaData,
+    Table,
     and_,
     cast,
     exists,
@@ -31,12 +35,12 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from booknexus.books.models import Book
-from booknexus.checkouts.models import Checkout
 from booknexus.log.append import (
     CHECKOUTS,
     DELETED,
@@ -47,21 +51,21 @@ from booknexus.log.append import (
     delete_and_append,
     event_rows,
 )
-from booknexus.log.models import CheckoutEvent
+from booknexus.log.capture import CAPTURED
+from booknexus.log.streams import ENDING, Stream
 from booknexus.meta import isoformat, utcnow
 from booknexus.users.models import User
 
 log = logging.getLogger(__name__)
 
 FIRST_IDS = 10
-ENDING = (DELETED, PURGED)
+LATEST = "repair_latest"  # a temporary table: each record's latest event, if live
 
 
 @dataclass
-class CleanupReport:
-    full: bool = True  # False: the cheap checks found no reason to scan
-    reasons: list[str] = field(default_factory=list)  # why the full repair ran
-    at: datetime = field(default_factory=utcnow)
+class Counts:
+    """What the repair did to one table and its log."""
+
     purged_missing_user: int = 0
     purged_missing_book: int = 0
     reconciled: int = 0
@@ -69,17 +73,36 @@ class CleanupReport:
     updated: int = 0
     first_ids: dict[str, list[int]] = field(default_factory=dict)
 
+    def summary(self, kind: str) -> str:
+        ids = self.first_ids
+        return (
+            f"purged {self.purged_missing_user} {kind} of missing users "
+            f"{ids.get('purged_missing_user', [])}, {self.purged_missing_book} of "
+            f"missing books {ids.get('purged_missing_book', [])}; reconciled "
+            f"{self.reconciled} deleted outside the app {ids.get('reconciled', [])}; "
+            f"imported {self.imported} unlogged {ids.get('imported', [])}; "
+            f"resynced {self.updated} changed by hand {ids.get('updated', [])}"
+        )
+
+
+@dataclass
+class CleanupReport(Counts):
+    """The checkouts' counts (as the report always had them), the holds' beside them."""
+
+    full: bool = True  # False: the cheap checks found no reason to scan
+    reasons: list[str] = field(default_factory=list)  # why the full repair ran
+    at: datetime = field(default_factory=utcnow)
+    holds: Counts = field(default_factory=Counts)
+
+    def of(self, stream: Stream) -> Counts:
+        return self if stream is CHECKOUTS else self.holds
+
     def summary(self) -> str:
         if not self.full:
-            return "cleanup: nothing to repair (foreign keys, capture triggers and the log are in order)"
+            return "cleanup: nothing to repair (foreign keys, capture triggers and the logs are in order)"
         return (
-            f"cleanup ({'; '.join(self.reasons)}): "
-            f"purged {self.purged_missing_user} checkouts of missing users "
-            f"{self.first_ids.get('purged_missing_user', [])}, {self.purged_missing_book} of "
-            f"missing books {self.first_ids.get('purged_missing_book', [])}; reconciled "
-            f"{self.reconciled} deleted outside the app {self.first_ids.get('reconciled', [])}; "
-            f"imported {self.imported} unlogged {self.first_ids.get('imported', [])}; "
-            f"resynced {self.updated} changed by hand {self.first_ids.get('updated', [])}"
+            f"cleanup ({'; '.join(self.reasons)}): checkouts: {super().summary('checkouts')}; "
+            f"holds: {self.holds.summary('holds')}"
         )
 
     def as_json(self) -> dict:
@@ -88,43 +111,61 @@ class CleanupReport:
         return report
 
 
-def missing_user() -> ColumnElement:
+def missing_user(records: Table) -> ColumnElement:
     # NOT EXISTS, never NOT IN: NOT IN yields nothing once the subquery holds a NULL
-    return ~exists().where(User.id == Checkout.user_id)
+    return ~exists().where(User.id == records.c.userId)
 
 
-def missing_book() -> ColumnElement:
-    return ~exists().where(Book.id == Checkout.book_id)
+def missing_book(records: Table) -> ColumnElement:
+    return ~exists().where(Book.id == records.c.bookId)
 
 
-def latest_events():
-    """Each checkout's most recent event (none later for the same checkout)."""
-    event, later = aliased(CheckoutEvent, name="event"), aliased(CheckoutEvent, name="later")
-    newest = ~exists().where(later.checkout_id == event.checkout_id, later.id > event.id)
-    return event, newest
+def _first_ids(session: Session, column, where) -> list[int]:
+    return list(session.scalars(select(column).where(where).order_by(column).limit(FIRST_IDS)))
 
 
-def live_in_log(checkout_id) -> ColumnElement:
-    event, newest = latest_events()
-    return exists().where(event.checkout_id == checkout_id, newest, event.type.not_in(ENDING))
-
-
-def _first_ids(session: Session, where) -> list[int]:
-    return list(session.scalars(select(Checkout.id).where(where).order_by(Checkout.id).limit(FIRST_IDS)))
-
-
-def purge(session: Session, report: CleanupReport) -> None:
+def purge(session: Session, report: CleanupReport, stream: Stream = CHECKOUTS) -> None:
+    counts, records = report.of(stream), stream.records
     for name, where, reason in (
-        ("purged_missing_user", missing_user(), "missing_user"),
-        ("purged_missing_book", missing_book(), "missing_book"),
+        ("purged_missing_user", missing_user(records), "missing_user"),
+        ("purged_missing_book", missing_book(records), "missing_book"),
     ):
-        report.first_ids[name] = _first_ids(session, where)
-        if report.first_ids[name]:
-            setattr(report, name, delete_and_append(session, where, PURGED, reason=reason))
+        counts.first_ids[name] = _first_ids(session, records.c.id, where)
+        if counts.first_ids[name]:
+            setattr(counts, name, delete_and_append(session, where, PURGED, stream=stream, reason=reason))
+
+
+def latest_live_events(session: Session, stream: Stream) -> Table:
+    """One pass over the log: each record's latest event, kept only if it leaves the record
+    live, in a temporary table that reconcile, import and resync all read."""
+    latest = Table(
+        LATEST,
+        MetaData(),
+        Column("key", Integer, primary_key=True),
+        Column("userId", Integer),
+        Column("bookId", Integer),
+        Column("data", JSON),
+        prefixes=["TEMPORARY"],
+    )
+    events = stream.events
+    newest = select(func.max(events.c.id).label("id")).group_by(events.c[stream.key]).subquery()
+    session.execute(text(f"DROP TABLE IF EXISTS {LATEST}"))
+    latest.create(session.connection())
+    session.execute(
+        latest.insert().from_select(
+            ["key", "userId", "bookId", "data"],
+            select(events.c[stream.key], events.c.userId, events.c.bookId, events.c.data)
+            .join(newest, newest.c.id == events.c.id)
+            .where(events.c.type.not_in(ENDING)),
+        )
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"ANALYZE {LATEST}"))  # the planner's estimates for the joins below
+    return latest
 
 
 def _with_reason(dialect: str, data, reason: str) -> ColumnElement:
-    """The last known state of a checkout, plus the reason it ended; the system is the actor."""
+    """The last known state of a record, plus the reason it ended; the system is the actor."""
     if dialect == "postgresql":
         addition = func.jsonb_build_object(
             literal_column("'reason'"), literal_column(f"'{reason}'"), literal_column("'actor'"), null()
@@ -133,40 +174,39 @@ def _with_reason(dialect: str, data, reason: str) -> ColumnElement:
     return func.json_set(data, "$.reason", reason, "$.actor", func.json("null"))
 
 
-def reconcile(session: Session, report: CleanupReport) -> None:
+def reconcile(session: Session, counts: Counts, stream: Stream, latest: Table) -> None:
+    """``deleted`` (reason external) for every record live in the log and gone from the table."""
     dialect = session.get_bind().dialect.name
-    event, newest = latest_events()
-    gone = and_(newest, event.type.not_in(ENDING), ~exists().where(Checkout.id == event.checkout_id))
-    report.first_ids["reconciled"] = list(
-        session.scalars(select(event.checkout_id).where(gone).order_by(event.checkout_id).limit(FIRST_IDS))
-    )
-    if not report.first_ids["reconciled"]:
+    gone = ~exists().where(stream.records.c.id == latest.c.key)
+    counts.first_ids["reconciled"] = _first_ids(session, latest.c.key, gone)
+    if not counts.first_ids["reconciled"]:
         return
     rows = (
         select(
-            event.checkout_id,
-            event.user_id,
-            event.book_id,
+            latest.c.key,
+            latest.c.userId,
+            latest.c.bookId,
             literal(DELETED),
-            literal(utcnow(), CheckoutEvent.occurred_at.type),
-            _with_reason(dialect, event.data, "external"),
+            literal(utcnow(), stream.events.c.occurredAt.type),
+            _with_reason(dialect, latest.c.data, "external"),
         )
         .where(gone)
-        .order_by(event.checkout_id)
+        .order_by(latest.c.key)
     )
-    report.reconciled = append_rows(session, rows)
+    counts.reconciled = append_rows(session, rows, stream)
 
 
-def import_unlogged(session: Session, report: CleanupReport) -> None:
+def import_unlogged(session: Session, counts: Counts, stream: Stream, latest: Table) -> None:
+    """``imported`` for every row of the table that the log does not hold as live."""
     dialect = session.get_bind().dialect.name
-    checkouts = Checkout.__table__
-    unlogged = ~live_in_log(checkouts.c.id)
-    report.first_ids["imported"] = _first_ids(session, unlogged)
-    if not report.first_ids["imported"]:
+    records = stream.records
+    unlogged = ~exists().where(latest.c.key == records.c.id)
+    counts.first_ids["imported"] = _first_ids(session, records.c.id, unlogged)
+    if not counts.first_ids["imported"]:
         return
-    source = select(checkouts).where(unlogged).subquery()
-    rows = event_rows(dialect, source, IMPORTED, actor=None).order_by(source.c.id)
-    report.imported = append_rows(session, rows)
+    source = select(records).where(unlogged).subquery()
+    rows = event_rows(dialect, source, IMPORTED, stream, actor=None).order_by(source.c.id)
+    counts.imported = append_rows(session, rows, stream)
 
 
 def _instant(dialect: str, value) -> ColumnElement:
@@ -176,36 +216,46 @@ def _instant(dialect: str, value) -> ColumnElement:
     return func.strftime("%Y-%m-%d %H:%M:%f", value)  # to the millisecond: SQLite's finest
 
 
-def resync(session: Session, report: CleanupReport) -> None:
-    dialect = session.get_bind().dialect.name
-    checkouts = Checkout.__table__
-    event, newest = latest_events()
-    differs = or_(
-        event.user_id != checkouts.c.userId,
-        event.book_id != checkouts.c.bookId,
-        *(
-            _instant(dialect, event.data[name].as_string()).is_distinct_from(
-                _instant(dialect, checkouts.c[name])
-            )
-            for name in CHECKOUTS.timestamps
-        ),
-        *(event.data[name].as_integer().is_distinct_from(checkouts.c[name]) for name in CHECKOUTS.values),
+def _logged_value(data, column) -> ColumnElement:
+    return (
+        data[column.name].as_integer() if isinstance(column.type, Integer) else data[column.name].as_string()
     )
-    changed = exists().where(event.checkout_id == checkouts.c.id, newest, event.type.not_in(ENDING), differs)
-    report.first_ids["updated"] = _first_ids(session, changed)
-    if not report.first_ids["updated"]:
+
+
+def resync(session: Session, counts: Counts, stream: Stream, latest: Table) -> None:
+    """``updated`` (reason external) for every row changed by hand since its last event."""
+    dialect = session.get_bind().dialect.name
+    records = stream.records
+    data = latest.c.data
+    differs = or_(
+        latest.c.userId != records.c.userId,
+        latest.c.bookId != records.c.bookId,
+        *(
+            _instant(dialect, data[name].as_string()).is_distinct_from(_instant(dialect, records.c[name]))
+            for name in stream.timestamps
+        ),
+        *(_logged_value(data, records.c[name]).is_distinct_from(records.c[name]) for name in stream.values),
+    )
+    changed = exists().where(and_(latest.c.key == records.c.id, differs))
+    counts.first_ids["updated"] = _first_ids(session, records.c.id, changed)
+    if not counts.first_ids["updated"]:
         return
-    source = select(checkouts).where(changed).subquery()
-    rows = event_rows(dialect, source, UPDATED, actor=None, reason="external").order_by(source.c.id)
-    report.updated = append_rows(session, rows)
+    source = select(records).where(changed).subquery()
+    rows = event_rows(dialect, source, UPDATED, stream, actor=None, reason="external").order_by(source.c.id)
+    counts.updated = append_rows(session, rows, stream)
 
 
 def run_cleanup(session: Session, reasons: list[str]) -> CleanupReport:
-    """The four steps, in the caller's transaction; the caller commits (or rolls back)."""
+    """The four steps for each logged table, in the caller's transaction; the caller commits
+    (or rolls back)."""
     report = CleanupReport(reasons=reasons)
-    purge(session, report)
-    reconcile(session, report)
-    import_unlogged(session, report)
-    resync(session, report)
+    for stream in CAPTURED:
+        counts = report.of(stream)
+        purge(session, report, stream)
+        latest = latest_live_events(session, stream)
+        reconcile(session, counts, stream, latest)
+        import_unlogged(session, counts, stream, latest)
+        resync(session, counts, stream, latest)
+        session.execute(text(f"DROP TABLE {LATEST}"))
     log.info(report.summary())
     return report

@@ -57,7 +57,5 @@ def lock_books_of_user(session: Session, user_id: int) -> list[int]:
         select(Hold.book_id).where(Hold.user_id == user_id),
     )
     return list(
-        session.scalars(
-            select(Book.id).where(Book.id.in_(theirs)).order_by(Book.id).with_for_update()
-        )
+        session.scalars(select(Book.id).where(Book.id.in_(theirs)).order_by(Book.id).with_for_update())
     )

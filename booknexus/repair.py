@@ -7,9 +7,9 @@ without ``--full``) first reads a few cheap facts:
   Valid keys mean no orphan can exist, so there is nothing for the purge to find;
 - the capture triggers (``booknexus.log.capture``), from the catalog: present and enabled.
   With them, nothing written outside the app escapes the log;
-- a sign that the log is out of step anyway, read with a handful of index probes in one
-  statement (one snapshot): the newest checkout must be live in the log, and the log's
-  last event must agree with the table about its checkout. It catches what bypasses the
+- a sign that a log is out of step anyway, read with a handful of index probes in one
+  statement (one snapshot) per log: the newest checkout (hold) must be live in its log, and
+  the log's last event must agree with the table about its record. It catches what bypasses the
   triggers at the edges: a restore that brought one table back without the other, rows
   written with ``session_replication_role = replica``, a SQLite writer that died marked.
   What it cannot see (a row deep in the table changed with every trigger bypassed) is
@@ -22,41 +22,48 @@ process starting at the same time waits, then finds the repair done, so it runs 
 
 import logging
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
 from booknexus.cleanup import CleanupReport, run_cleanup
 from booknexus.foreign_keys import checkout_foreign_keys, problems
 from booknexus.log import capture
-from booknexus.log.streams import ENDING
+from booknexus.log.capture import CAPTURED
+from booknexus.log.streams import ENDING, Stream
 
 log = logging.getLogger(__name__)
 
 REPAIR_LOCK_KEY = 0x426F6F6B436C6E  # "BookCln", any constant of our own
 FULL = "asked for the full repair"
 
-# one statement, so one snapshot even while other processes write
-EDGES = text("""
+
+def edges(stream: Stream) -> TextClause:
+    """One statement, so one snapshot even while other processes write."""
+    records, events, key = f'"{stream.records.name}"', f'"{stream.events.name}"', f'"{stream.key}"'
+    return text(f"""
     SELECT newest.id,
-           (SELECT e.type FROM "CheckoutEvents" e
-            WHERE e."checkoutId" = newest.id ORDER BY e.id DESC LIMIT 1),
-           last."checkoutId",
+           (SELECT e.type FROM {events} e WHERE e.{key} = newest.id ORDER BY e.id DESC LIMIT 1),
+           last.{key},
            last.type,
-           EXISTS (SELECT 1 FROM "Checkouts" c WHERE c.id = last."checkoutId")
+           EXISTS (SELECT 1 FROM {records} r WHERE r.id = last.{key})
     FROM (SELECT 1) AS one
-    LEFT JOIN (SELECT id FROM "Checkouts" ORDER BY id DESC LIMIT 1) AS newest ON true
-    LEFT JOIN (SELECT "checkoutId", type FROM "CheckoutEvents" ORDER BY id DESC LIMIT 1) AS last ON true
+    LEFT JOIN (SELECT id FROM {records} ORDER BY id DESC LIMIT 1) AS newest ON true
+    LEFT JOIN (SELECT {key}, type FROM {events} ORDER BY id DESC LIMIT 1) AS last ON true
 """)
 
 
-def log_out_of_step(session: Session) -> str | None:
-    """The O(1) sign: None when the edges of the table and the log agree."""
-    newest, newest_event, last_logged, last_type, last_exists = session.execute(EDGES).one()
+EDGES = {stream: edges(stream) for stream in CAPTURED}
+
+
+def log_out_of_step(session: Session, stream: Stream) -> str | None:
+    """The O(1) sign: None when the edges of the table and its log agree."""
+    newest, newest_event, last_logged, last_type, last_exists = session.execute(EDGES[stream]).one()
+    kind = stream.name[:-1]
     if newest is not None and (newest_event is None or newest_event in ENDING):
-        return f"the newest checkout ({newest}) is not live in the log"
+        return f"the newest {kind} ({newest}) is not live in the log"
     if last_logged is not None and (last_type not in ENDING) != bool(last_exists):
         state = "live" if last_type not in ENDING else "ended"
-        return f"the log's last event ({last_type}) has checkout {last_logged} {state}; the table disagrees"
+        return f"the log's last event ({last_type}) has {kind} {last_logged} {state}; the table disagrees"
     return None
 
 
@@ -68,9 +75,10 @@ def reasons_to_repair(session: Session) -> list[str]:
         reasons.append(f"capture triggers missing or disabled: {', '.join(missing)}")
     if capture.stale_mark(session):
         reasons.append("a writer died marked as the app: its changes may be unlogged")
-    sign = log_out_of_step(session)
-    if sign:
-        reasons.append(f"log out of step: {sign}")
+    for stream in CAPTURED:
+        sign = log_out_of_step(session, stream)
+        if sign:
+            reasons.append(f"{stream.name} log out of step: {sign}")
     return reasons
 
 

@@ -1,4 +1,4 @@
-"""Changes made to "Checkouts" outside the app are in the log right after the statement.
+"""Changes made to "Checkouts" and "Holds" outside the app are in their logs right after the statement.
 
 On both databases (PostgreSQL: statement-level triggers with transition tables; SQLite:
 row-level triggers), through real commits; the app's own writes append one event each.
@@ -10,11 +10,12 @@ import pytest
 import sqlalchemy as sa
 import webtest
 from conftest import app_settings, bearer, close_app, librarian_token, started
-from helpers import checkout, make_book, make_user
+from helpers import checkout, hold, make_book, make_user
 
 import booknexus
 from booknexus.db import get_engine
 from booknexus.log.projection import compare
+from booknexus.log.streams import HOLDS
 
 
 @pytest.fixture
@@ -32,18 +33,23 @@ def library(backend, fresh_database):
     close_app(app)
 
 
-def events(hand, checkout_id: int) -> list[tuple[str, dict]]:
+def events(
+    hand, record_id: int, log: str = "CheckoutEvents", key: str = "checkoutId"
+) -> list[tuple[str, dict]]:
     with hand.connect() as connection:
         rows = connection.execute(
-            sa.text('SELECT type, data FROM "CheckoutEvents" WHERE "checkoutId" = :id ORDER BY id'),
-            {"id": checkout_id},
+            sa.text(f'SELECT type, data FROM "{log}" WHERE "{key}" = :id ORDER BY id'), {"id": record_id}
         ).all()
     return [(type_, data if isinstance(data, dict) else json.loads(data)) for type_, data in rows]
 
 
-def drift(hand):
+def hold_events(hand, hold_id: int) -> list[tuple[str, dict]]:
+    return events(hand, hold_id, "HoldEvents", "holdId")
+
+
+def drift(hand, stream=None):
     with sa.orm.Session(hand) as session:
-        return compare(session)
+        return compare(session, stream) if stream else compare(session)
 
 
 def by_hand(hand, statement: str) -> list:
@@ -138,4 +144,61 @@ def test_emptying_the_table_is_logged(library):
     everything = 'TRUNCATE "Checkouts"' if hand.dialect.name == "postgresql" else 'DELETE FROM "Checkouts"'
     by_hand(hand, everything)
     assert [events(hand, loan["id"])[-1][0] for loan in loans] == ["deleted"] * 3
+    assert not drift(hand), drift(hand).report()
+
+
+def test_hand_changes_to_holds_are_logged_at_once(library):
+    client, hand, reader, other, book, loans = library
+    waited_for = make_book(client, copies=1)
+    checkout(client, other, waited_for)
+    placed = hold(client, reader, waited_for)
+    assert [type_ for type_, _ in hold_events(hand, placed["id"])] == ["placed"]  # the app's own, once
+    stamp = "2026-02-01 09:00:00" + ("+00" if hand.dialect.name == "postgresql" else "")
+
+    inserted = by_hand(
+        hand,
+        'INSERT INTO "Holds" ("userId", "bookId", status, "placedAt", "createdAt", "updatedAt") '
+        f"VALUES ({other['id']}, {book['id']}, 'waiting', '{stamp}', '{stamp}', '{stamp}') RETURNING id",
+    )[0][0]
+    type_, data = hold_events(hand, inserted)[-1]
+    assert (type_, data["status"], data["reason"], data["actor"]) == ("imported", "waiting", "external", None)
+    assert not drift(hand, HOLDS), drift(hand, HOLDS).report()
+
+    by_hand(
+        hand, f"UPDATE \"Holds\" SET status = 'cancelled', \"endedAt\" = '{stamp}' WHERE id = {placed['id']}"
+    )
+    type_, data = hold_events(hand, placed["id"])[-1]
+    assert (type_, data["status"], data["reason"]) == ("updated", "cancelled", "external")
+    assert not drift(hand, HOLDS), drift(hand, HOLDS).report()
+    by_hand(hand, f'UPDATE "Holds" SET "updatedAt" = "updatedAt" WHERE id = {placed["id"]}')
+    assert len(hold_events(hand, placed["id"])) == 2  # nothing the log carries changed
+
+    by_hand(hand, f'UPDATE "Holds" SET id = 9100 WHERE id = {inserted}')
+    assert hold_events(hand, inserted)[-1][0] == "deleted"
+    assert hold_events(hand, 9100)[-1][0] == "imported"
+    by_hand(hand, 'DELETE FROM "Holds" WHERE id = 9100')
+    assert hold_events(hand, 9100)[-1] == (
+        "deleted",
+        {**hold_events(hand, 9100)[-1][1], "reason": "external"},
+    )
+    assert not drift(hand, HOLDS), drift(hand, HOLDS).report()
+
+
+def test_hand_deletions_of_holds_by_cascade_and_by_emptying_are_logged(library):
+    client, hand, reader, other, book, loans = library
+    waited_for = make_book(client, copies=1)
+    checkout(client, other, waited_for)
+    by_reader = hold(client, reader, waited_for)
+    second = make_book(client, copies=1)
+    checkout(client, reader, second)
+    by_other = hold(client, other, second)
+    by_hand(hand, f'DELETE FROM "Users" WHERE id = {reader["id"]}')  # the database cascades
+    type_, data = hold_events(hand, by_reader["id"])[-1]
+    assert (type_, data["reason"]) == ("deleted", "external")
+    assert hold_events(hand, by_other["id"])[-1][0] == "placed"
+    assert not drift(hand, HOLDS), drift(hand, HOLDS).report()
+    everything = 'TRUNCATE "Holds"' if hand.dialect.name == "postgresql" else 'DELETE FROM "Holds"'
+    by_hand(hand, everything)
+    assert hold_events(hand, by_other["id"])[-1][0] == "deleted"
+    assert not drift(hand, HOLDS), drift(hand, HOLDS).report()
     assert not drift(hand), drift(hand).report()

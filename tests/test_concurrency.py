@@ -179,7 +179,9 @@ def test_loan_limit_holds_when_a_reader_borrows_many_books_at_once(serve):
             for i in range(17)
         ]
         for book in books[:9]:
-            assert served.request("POST", "/checkouts", {"userId": reader["id"], "bookId": book["id"]})[0] == 201
+            assert (
+                served.request("POST", "/checkouts", {"userId": reader["id"], "bookId": book["id"]})[0] == 201
+            )
         results = fire_at_once(
             8,
             lambda i, books=books: served.request(
@@ -188,7 +190,9 @@ def test_loan_limit_holds_when_a_reader_borrows_many_books_at_once(serve):
         )
         assert sorted(status for status, _ in results) == [201] + [409] * 7, results
         assert {body["error"]["code"] for status, body in results if status == 409} == {"loan_limit"}
-        open_loans = served.request("GET", f"/checkouts?userId={reader['id']}&open=true&limit=500")[1]["items"]
+        open_loans = served.request("GET", f"/checkouts?userId={reader['id']}&open=true&limit=500")[1][
+            "items"
+        ]
         assert len(open_loans) == 10
         for loan in open_loans:
             assert served.request("POST", f"/checkouts/{loan['id']}/return")[0] == 200
@@ -206,7 +210,9 @@ def test_hold_limit_holds_when_a_reader_places_many_holds_at_once(serve):
             for i in range(10)
         ]
         for book in books:  # all on loan, so every hold waits
-            assert served.request("POST", "/checkouts", {"userId": other["id"], "bookId": book["id"]})[0] == 201
+            assert (
+                served.request("POST", "/checkouts", {"userId": other["id"], "bookId": book["id"]})[0] == 201
+            )
         for book in books[:4]:
             assert served.request("POST", "/holds", {"userId": reader["id"], "bookId": book["id"]})[0] == 201
         results = fire_at_once(

@@ -162,8 +162,7 @@ def delete_and_append(
     dialect = session.get_bind().dialect.name
     records = stream.records
     extra["actor"] = actor
-    if stream is CHECKOUTS:
-        capture.mark(session)  # logged here: the capture triggers stand aside
+    capture.mark(session)  # logged here: the capture triggers stand aside
     if dialect == "postgresql":
         gone = delete(records).where(where).returning(*records.c).cte("gone")
         return append_rows(

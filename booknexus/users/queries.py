@@ -22,9 +22,7 @@ def ensure_not_last_librarian(session: Session, user: User) -> None:
     """
     if user.role != LIBRARIAN:
         return
-    others = session.scalars(
-        select(User.id).where(User.role == LIBRARIAN, User.id != user.id)
-    ).first()
+    others = session.scalars(select(User.id).where(User.role == LIBRARIAN, User.id != user.id)).first()
     if others is None:
         raise ApiError(
             409,
