@@ -18,12 +18,13 @@ RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details=None):
+    def __init__(self, status: int, code: str, message: str, details=None, headers: dict | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers or {}
 
 
 def not_found(kind: str, id_: int) -> ApiError:
@@ -40,7 +41,9 @@ def error_response(request, status: int, code: str, message: str, details=None):
 
 @exception_view_config(ApiError)
 def api_error(exc, request):
-    return error_response(request, exc.status, exc.code, exc.message, exc.details)
+    response = error_response(request, exc.status, exc.code, exc.message, exc.details)
+    response.headers.update(exc.headers)
+    return response
 
 
 def request_validation_error(exc, request):

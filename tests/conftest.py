@@ -78,6 +78,9 @@ def app_settings(url: str, **overrides) -> dict:
         "booknexus.startup_retry_max_seconds": "0.5",
         # every request the compiled checks accept is judged by openapi-core too
         "booknexus.validation_crosscheck": "true",
+        # the session-wide apps see every test's failed logins: the limit is tested on its own
+        "booknexus.login_limit.per_account": "10000 per 15 minutes",
+        "booknexus.login_limit.per_address": "10000 per 15 minutes",
         **overrides,
     }
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 import webtest
-from conftest import ROOT, app_settings, bearer, close_app
+from conftest import ROOT, app_settings, bearer, close_app, issue_token
 from helpers import checkout, make_book
 
 import booknexus
@@ -105,12 +105,46 @@ def test_malformed_authorization_headers_are_401(app, dbconnection, member, head
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="booknexus"'
 
 
-def test_members_cannot_set_their_role_or_password(app, dbconnection, anonymous, member):
+def test_members_cannot_set_their_role(app, dbconnection, anonymous, member):
     me = as_token(app, dbconnection, log_in(anonymous).json["token"])
-    for change in ({"role": "librarian"}, {"password": "a new password"}):
-        response = me.patch_json(f"/users/{member['id']}", change, status=403)
-        assert response.json["error"]["code"] == "forbidden"
+    response = me.patch_json(f"/users/{member['id']}", {"role": "librarian"}, status=403)
+    assert response.json["error"] == {
+        "status": 403,
+        "code": "forbidden",
+        "message": "Only a librarian may set a role.",
+        "details": None,
+    }
     assert me.get(f"/users/{member['id']}").json["role"] == "member"
+
+
+def test_a_reader_changes_their_own_password_and_their_other_tokens_die(app, dbconnection, anonymous, member):
+    this_device = as_token(app, dbconnection, log_in(anonymous).json["token"])
+    stolen = as_token(app, dbconnection, log_in(anonymous).json["token"])
+    path = f"/users/{member['id']}"
+    missing = this_device.patch_json(path, {"password": "a new password"}, status=400).json["error"]
+    assert (missing["code"], missing["details"]) == (
+        "current_password_required",
+        {"field": "currentPassword"},
+    )
+    wrong = {"password": "a new password", "currentPassword": "not it at all"}
+    assert this_device.patch_json(path, wrong, status=403).json["error"]["code"] == "wrong_password"
+    stolen.get(path, status=200)  # nothing changed yet
+    changed = this_device.patch_json(path, {"password": "a new password", "currentPassword": PASSWORD})
+    assert changed.json == {**member, "updatedAt": changed.json["updatedAt"]}
+    this_device.get(path, status=200)  # the token that made the change stays
+    assert stolen.get(path, status=401).json["error"]["code"] == "invalid_token"
+    log_in(anonymous, status=401)
+    log_in(anonymous, password="a new password", status=201)
+
+
+def test_a_librarian_setting_a_password_revokes_every_token_of_that_account(
+    app, dbconnection, testapp, anonymous, member
+):
+    readers_token = as_token(app, dbconnection, log_in(anonymous).json["token"])
+    testapp.patch_json(f"/users/{member['id']}", {"password": "set by the desk"}, status=200)
+    assert readers_token.get(f"/users/{member['id']}", status=401).json["error"]["code"] == "invalid_token"
+    testapp.get(f"/users/{member['id']}", status=200)  # the librarian's own token is untouched
+    log_in(anonymous, password="set by the desk", status=201)
 
 
 def test_librarian_sets_role_and_password(testapp, anonymous, member):
@@ -206,3 +240,73 @@ def test_create_librarian_command(fresh_database):
         )
     finally:
         close_app(app)
+
+
+@pytest.fixture
+def throttled(fresh_database, monkeypatch):
+    """An app with tight login limits, and a count of the password checks it makes."""
+    settings = {
+        "booknexus.login_limit.per_account": "3 per 15 minutes",
+        "booknexus.login_limit.per_address": "5 per 15 minutes",
+    }
+    application = booknexus.main({}, **app_settings(fresh_database("sqlite"), **settings))
+    verified = []
+    real = booknexus.accounts.views.verify_password
+    monkeypatch.setattr(
+        booknexus.accounts.views, "verify_password", lambda *args: verified.append(1) or real(*args)
+    )
+    librarian = webtest.TestApp(application, extra_environ=bearer(librarian_token_for(application)))
+    for name in ("ann", "bob"):
+        librarian.post_json("/users", {"name": name, "email": f"{name}@example.org", "password": PASSWORD})
+    yield application, verified
+    close_app(application)
+
+
+def librarian_token_for(application) -> str:
+    engine = application.registry["dbengine"]
+    with sa.orm.Session(engine) as session, session.begin():
+        return issue_token(session)[1]
+
+
+def attempt(application, email, password, address="192.0.2.1", status=201):
+    client = webtest.TestApp(application, extra_environ={"REMOTE_ADDR": address})
+    return client.post_json("/auth/tokens", {"email": email, "password": password}, status=status)
+
+
+def test_failed_logins_are_limited_per_account_without_hashing(throttled):
+    application, verified = throttled
+    for _ in range(2):
+        attempt(application, "ann@example.org", "wrong guess", status=401)
+    attempt(application, "ann@example.org", PASSWORD)  # a success clears the account's failures
+    for _ in range(3):
+        attempt(application, "ANN@example.org", "wrong guess", status=401)  # the email in any case
+    checks = len(verified)
+    refused = attempt(application, "ann@example.org", PASSWORD, status=429)
+    error = refused.json["error"]
+    assert (error["code"], error["details"]["limit"]) == ("too_many_attempts", "account")
+    assert 0 < int(refused.headers["Retry-After"]) <= 15 * 60
+    assert error["details"]["retryAfter"] == int(refused.headers["Retry-After"])
+    assert len(verified) == checks  # refused before any password was hashed
+    attempt(application, "bob@example.org", PASSWORD, address="192.0.2.9")  # others are unaffected
+
+
+def test_failed_logins_are_limited_per_client_address(throttled):
+    application, verified = throttled
+    for email in ("ann", "bob", "nobody", "nobody2", "nobody3"):
+        attempt(application, f"{email}@example.org", "wrong guess", address="198.51.100.7", status=401)
+    refused = attempt(application, "bob@example.org", PASSWORD, address="198.51.100.7", status=429)
+    assert refused.json["error"]["details"]["limit"] == "address"
+    attempt(application, "bob@example.org", PASSWORD, address="198.51.100.8")  # another address
+    assert len(verified) == 6
+
+
+def test_wrong_current_passwords_count_as_failed_logins(throttled):
+    application, _ = throttled
+    token = attempt(application, "ann@example.org", PASSWORD).json
+    me = webtest.TestApp(application, extra_environ={**bearer(token["token"]), "REMOTE_ADDR": "203.0.113.5"})
+    change = {"password": "a new password", "currentPassword": "guessing"}
+    for _ in range(3):
+        me.patch_json(f"/users/{token['userId']}", change, status=403)
+    refused = me.patch_json(f"/users/{token['userId']}", {**change, "currentPassword": PASSWORD}, status=429)
+    assert refused.json["error"]["code"] == "too_many_attempts"
+    attempt(application, "ann@example.org", PASSWORD, status=429)

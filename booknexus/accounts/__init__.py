@@ -2,5 +2,6 @@
 
 
 def includeme(config):
+    config.include(".throttle")  # failed logins limited per account and per address
     config.add_route("tokens", "/auth/tokens")
     config.add_route("current_token", "/auth/tokens/current")

@@ -4,7 +4,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from booknexus.accounts.models import Token
@@ -40,3 +40,12 @@ def find(session: Session, token: str) -> tuple[Token, User] | None:
 def revoke(session: Session, token: Token) -> None:
     token.revoked_at = utcnow()
     session.flush()
+
+
+def revoke_all(session: Session, user_id: int, keep: Token | None = None) -> int:
+    """Revoke every live token of a user but ``keep``: after a password change, a token taken
+    with the old password (a stolen one too) must stop working. Returns how many."""
+    statement = update(Token).where(Token.user_id == user_id, Token.revoked_at.is_(None))
+    if keep is not None:
+        statement = statement.where(Token.id != keep.id)
+    return session.execute(statement.values(revoked_at=utcnow())).rowcount

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from booknexus.accounts import tokens
 from booknexus.accounts.passwords import verify_password
+from booknexus.accounts.throttle import login_throttle
 from booknexus.api import api_view
 from booknexus.errors import ApiError
 from booknexus.users.models import User
@@ -18,10 +19,14 @@ def token_ttl(request) -> timedelta:
 @api_view(route_name="tokens", request_method="POST", permission=NO_PERMISSION_REQUIRED)
 def log_in(request):
     body = request.openapi_validated.body
+    throttle = login_throttle(request)
+    throttle.ensure_allowed(body["email"], request.remote_addr)  # before any hashing
     user = request.dbsession.scalar(select(User).where(User.email == body["email"]))
     # one answer for a wrong email and a wrong password (and a user without one)
     if not verify_password(user.password_hash if user else None, body["password"]):
+        throttle.failed(body["email"], request.remote_addr)
         raise ApiError(401, "invalid_credentials", "Wrong email or password.")
+    throttle.succeeded(body["email"])
     token, expires_at = tokens.issue(request.dbsession, user, token_ttl(request))
     request.response.status_int = 201
     return {

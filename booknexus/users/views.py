@@ -1,7 +1,9 @@
 from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import select
 
-from booknexus.accounts.passwords import hash_password
+from booknexus.accounts import tokens
+from booknexus.accounts.passwords import hash_password, verify_password
+from booknexus.accounts.throttle import login_throttle
 from booknexus.api import api_view, keyset_page, path_id, query_params
 from booknexus.books.queries import get_book
 from booknexus.errors import ApiError
@@ -11,8 +13,6 @@ from booknexus.security import MANAGE, MEMBER
 from booknexus.users.events import UserDeleted
 from booknexus.users.models import User
 from booknexus.users.queries import ensure_not_last_librarian, get_user
-
-ACCOUNT_FIELDS = {"role", "password"}  # librarians only
 
 
 def serialize_user(user: User) -> dict:
@@ -66,8 +66,8 @@ def show_user(request):
 @api_view(route_name="user", request_method="PATCH", permission="edit")
 def update_user(request):
     body = request.openapi_validated.body
-    if ACCOUNT_FIELDS & body.keys() and not request.has_permission(MANAGE):
-        raise ApiError(403, "forbidden", "Only a librarian may set a role or a password.")
+    if "role" in body and not request.has_permission(MANAGE):
+        raise ApiError(403, "forbidden", "Only a librarian may set a role.")
     if "role" in body:  # booknexus.locks: with every librarian, for the last-librarian rule
         user = lock_user_and_librarians(request.dbsession, path_id(request))
     else:
@@ -80,9 +80,34 @@ def update_user(request):
         if field in body:
             setattr(user, field, body[field])
     if "password" in body:
-        user.password_hash = hash_password(body["password"])
+        change_password(request, user, body["password"], body.get("currentPassword"))
     request.dbsession.flush()
     return serialize_user(user)
+
+
+def change_password(request, user: User, password: str, current: str | None) -> None:
+    """Your own password takes your current one (throttled like a login); a librarian sets
+    anyone else's. Every other token of the account is revoked: one taken with the old
+    password, a stolen one too, stops working. The token that made the change stays, if it
+    is the account's own."""
+    own = request.authenticated_userid == user.id
+    if own:
+        if current is None:
+            raise ApiError(
+                400,
+                "current_password_required",
+                "Give your current password (currentPassword) to change it.",
+                {"field": "currentPassword"},
+            )
+        throttle = login_throttle(request)
+        throttle.ensure_allowed(user.email, request.remote_addr)
+        if not verify_password(user.password_hash, current):
+            throttle.failed(user.email, request.remote_addr)
+            raise ApiError(403, "wrong_password", "The current password is not right.")
+    elif not request.has_permission(MANAGE):  # the edit permission already means: own, or librarian
+        raise ApiError(403, "forbidden", "Only a librarian may set another user's password.")
+    user.password_hash = hash_password(password)
+    tokens.revoke_all(request.dbsession, user.id, keep=request.identity.token if own else None)
 
 
 @api_view(route_name="user", request_method="DELETE")
