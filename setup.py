@@ -13,6 +13,8 @@ requires = [
     "pyramid_openapi3>=0.19",
     "argon2-cffi>=23.1",
     "fastjsonschema>=2.19",
+    "limits>=5.0",  # failed-login throttle
+    "regress>=2024.1",  # openapi-core then reads the document's patterns as ECMA-262, as it must
 ]
 
 tests_require = [

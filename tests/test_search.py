@@ -153,7 +153,10 @@ def test_paging_through_a_ranked_result_has_no_duplicates_or_gaps(testapp):
 
 def test_cursor_and_after_are_checked(testapp):
     assert error_code(testapp.get("/books", {"q": "dune", "cursor": "bm9wZQ"}, status=400)) == "invalid_value"
-    assert error_code(testapp.get("/books", {"q": "dune", "cursor": "!!"}, status=400)) == "invalid_value"
+    refused = testapp.get("/books", {"q": "dune", "cursor": "!!"}, status=400)  # not a cursor's alphabet
+    assert (
+        error_code(refused) == "invalid_request" and refused.json["error"]["details"][0]["field"] == "cursor"
+    )
     assert error_code(testapp.get("/books", {"q": "dune", "after": 3}, status=400)) == "invalid_value"
     assert error_code(testapp.get("/books", {"cursor": "MC4x"}, status=400)) == "invalid_value"
 

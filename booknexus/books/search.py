@@ -35,6 +35,7 @@ import sqlalchemy.dialects.postgresql  # noqa: F401  (registers to_tsvector, use
 from sqlalchemy import Select, and_, bindparam, func, literal_column, not_, select, text
 from sqlalchemy.orm import Session
 
+from booknexus.books.isbn import InvalidIsbn, equivalents, normalise
 from booknexus.books.models import Book
 from booknexus.errors import ApiError
 
@@ -62,6 +63,15 @@ class Search:
         if ISBN_TYPED.match(q.strip()) and len(digits) in (10, 13):
             return cls(words=(), isbn=digits)
         return cls(words=tuple(fold(word) for word in WORD.findall(q)))
+
+
+def isbn_forms(typed: str) -> tuple[str, ...]:
+    """A typed ISBN and, when it is a valid one, its ISBN-10 or -13 twin: books are stored in
+    one form and found by either."""
+    try:
+        return equivalents(normalise(typed))
+    except InvalidIsbn:
+        return (typed,)  # a legacy row may hold an ISBN whose check digit is wrong
 
 
 # --- the cursor: opaque to clients ------------------------------------------------------
@@ -152,7 +162,7 @@ def conditions(session: Session, search: Search, near: list[str] | None = None, 
     tested row by row, or (``looked_up``) as the search index finds the same books."""
     if search.isbn:
         digits = func.upper(func.replace(func.replace(Book.isbn, "-", ""), " ", ""))  # as indexed
-        return {"isbn": digits == search.isbn}
+        return {"isbn": digits.in_(isbn_forms(search.isbn))}
     dialect = session.get_bind().dialect.name
     words = search.words
     if dialect == "postgresql":

@@ -4,6 +4,7 @@ from sqlalchemy import bindparam, select
 
 from booknexus.api import api_view, keyset_page, path_id, query_params
 from booknexus.books.events import BookDeleted
+from booknexus.books.isbn import InvalidIsbn, equivalents, normalise
 from booknexus.books.models import Book
 from booknexus.books.queries import (
     get_book,
@@ -12,6 +13,7 @@ from booknexus.books.queries import (
 )
 from booknexus.books.search import matching_rows, search_page
 from booknexus.errors import ApiError, not_found
+from booknexus.security import MAX_ID
 from booknexus.holds.queue import (
     set_aside_by_book,
     set_aside_query,
@@ -33,12 +35,29 @@ def serialize_book(book: Book, on_loan: int, held: int) -> dict:
     }
 
 
-def ensure_isbn_free(request, isbn: str | None, book_id: int | None = None) -> None:
-    if isbn is None:
-        return
-    owner = request.dbsession.scalar(select(Book.id).where(Book.isbn == isbn))
+def valid_isbn(request, entered: str | None, book_id: int | None = None) -> str | None:
+    """The ISBN in its normalised form, verified and not in the catalogue yet (in either form)."""
+    if entered is None:
+        return None
+    try:
+        isbn = normalise(entered)
+    except InvalidIsbn as exc:
+        raise ApiError(400, "invalid_isbn", str(exc), {"field": "isbn", "value": entered}) from None
+    owner = request.dbsession.scalar(select(Book.id).where(Book.isbn.in_(equivalents(isbn))))
     if owner is not None and owner != book_id:
         raise ApiError(409, "isbn_taken", f"ISBN {isbn} is already in the catalogue.", {"isbn": isbn})
+    return isbn
+
+
+def book_id_after(after: str | None) -> int | None:
+    """Pages by id go on after a book id (the ``next`` they answered)."""
+    if after is None:
+        return None
+    if not after.isdigit() or int(after) > MAX_ID:
+        raise ApiError(
+            400, "invalid_value", "after must be the next of the previous page.", {"field": "after"}
+        )
+    return int(after)
 
 
 @api_view(route_name="books", request_method="GET", permission=NO_PERMISSION_REQUIRED)
@@ -46,28 +65,23 @@ def list_books(request):
     params = query_params(request)
     q = (params.get("q") or "").strip()  # empty: no filter
     ranked = bool(q) and params.get("sort", "relevance") == "relevance"
-    if ranked and params.get("after") is not None:
-        raise ApiError(
-            400, "invalid_value", "A ranked search pages with cursor, not after.", {"field": "after"}
-        )
-    if not ranked and params.get("cursor") is not None:
-        raise ApiError(400, "invalid_value", "cursor pages a ranked search only.", {"field": "cursor"})
+    if params.get("after") is not None and params.get("cursor") is not None:
+        raise ApiError(400, "invalid_value", "cursor is an alias of after: give one.", {"field": "cursor"})
+    after = params.get("after", params.get("cursor"))
+    limit = params["limit"]
     if ranked:
-        books, next_cursor = search_page(
-            request.dbsession, select(Book), q, params["limit"], params.get("cursor")
-        )
+        books, next_cursor = search_page(request.dbsession, select(Book), q, limit, after)
         page = {"items": [book for (book,) in books], "next": next_cursor}
-    elif q:
-        limit = params["limit"]
-        books = matching_rows(request.dbsession, select(Book), q, limit + 1, params.get("after"))
-        page = {
-            "items": [book for (book,) in books[:limit]],
-            "next": books[limit - 1][0].id if len(books) > limit else None,
-        }
     else:
-        page = keyset_page(
-            request.dbsession, select(Book), Book.id, params["limit"], params.get("after"), lambda b: b
-        )
+        after = book_id_after(after)
+        if q:
+            books = matching_rows(request.dbsession, select(Book), q, limit + 1, after)
+            page = {
+                "items": [book for (book,) in books[:limit]],
+                "next": books[limit - 1][0].id if len(books) > limit else None,
+            }
+        else:
+            page = keyset_page(request.dbsession, select(Book), Book.id, limit, after, lambda b: b)
     ids = [book.id for book in page["items"]]
     on_loan = loans_by_book(request.dbsession, ids)
     held = set_aside_by_book(request.dbsession, ids)
@@ -80,8 +94,8 @@ def list_books(request):
 @api_view(route_name="books", request_method="POST")
 def create_book(request):
     body = request.openapi_validated.body
-    ensure_isbn_free(request, body.get("isbn"))
-    book = Book(title=body["title"], author=body["author"], isbn=body.get("isbn"), copies=body["copies"])
+    isbn = valid_isbn(request, body.get("isbn"))
+    book = Book(title=body["title"], author=body["author"], isbn=isbn, copies=body["copies"])
     request.dbsession.add(book)
     request.dbsession.flush()
     request.response.status_int = 201
@@ -112,8 +126,9 @@ def update_book(request):
     body = request.openapi_validated.body
     state = settle_for(request, book)
     on_loan, held = state.on_loan, state.set_aside
+    changes = dict(body)
     if "isbn" in body:
-        ensure_isbn_free(request, body["isbn"], book.id)
+        changes["isbn"] = valid_isbn(request, body["isbn"], book.id)
     if "copies" in body and body["copies"] < on_loan + held:
         raise ApiError(
             409,
@@ -124,8 +139,8 @@ def update_book(request):
             {"copies": body["copies"], "onLoan": on_loan, "setAside": held},
         )
     for field in ("title", "author", "isbn", "copies"):
-        if field in body:
-            setattr(book, field, body[field])
+        if field in changes:
+            setattr(book, field, changes[field])
     session.flush()
     state = settle_for(request, book)  # more copies: the queue moves
     return serialize_book(book, state.on_loan, state.set_aside)
