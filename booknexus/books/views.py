@@ -13,12 +13,12 @@ from booknexus.books.queries import (
 )
 from booknexus.books.search import matching_rows, search_page
 from booknexus.errors import ApiError, not_found
-from booknexus.security import MAX_ID
 from booknexus.holds.queue import (
     set_aside_by_book,
     set_aside_query,
     settle_for,
 )
+from booknexus.security import MAX_ID
 
 
 def serialize_book(book: Book, on_loan: int, held: int) -> dict:

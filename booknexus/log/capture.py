@@ -23,7 +23,16 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from booknexus.log.streams import CHECKOUTS, DELETED, ENDING, HOLDS, IMPORTED, STREAMS, UPDATED, Stream
+from booknexus.log.streams import (
+    CHECKOUTS,
+    DELETED,
+    ENDING,
+    HOLDS,
+    IMPORTED,
+    STREAMS,
+    UPDATED,
+    Stream,
+)
 from booknexus.meta import ISO_UTC_FORMAT
 
 SETTING = "booknexus.app_write"
