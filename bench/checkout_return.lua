@@ -1,7 +1,9 @@
 -- POST /checkouts, then POST /checkouts/{id}/return for the checkout it answered.
--- Each wrk thread keeps its own queue of checkouts to return.
+-- Each wrk thread keeps its own queue of checkouts to return. Each checkout is for one of
+-- BENCH_READERS readers (ids 1..n) drawn at random, so no reader reaches the loan limit.
 local token = os.getenv("BENCH_TOKEN")
-local body = os.getenv("BENCH_CHECKOUT_BODY")
+local book = os.getenv("BENCH_BOOK") or "1"
+local readers = tonumber(os.getenv("BENCH_READERS") or "1")
 local pending = {}
 local headers = {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"}
 
@@ -10,6 +12,7 @@ request = function()
   if id then
     return wrk.format("POST", "/checkouts/" .. id .. "/return", headers, "")
   end
+  local body = '{"userId": ' .. math.random(1, readers) .. ', "bookId": ' .. book .. '}'
   return wrk.format("POST", "/checkouts", headers, body)
 end
 
