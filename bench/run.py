@@ -226,11 +226,26 @@ PURGE_FLOOR = f"""
     SELECT id, "userId", "bookId", 'purged', now(), {STATE_JSON} FROM gone ORDER BY id"""
 
 
+# the rest of the repair's work, by hand: one pass comparing the table with each checkout's
+# latest event (what reconcile, import and resync must each find); nothing differs here
+CATCH_UP_FLOOR = """
+    SELECT count(*) FROM "Checkouts" r FULL JOIN (
+        SELECT e."checkoutId" AS key, e."userId", e."bookId", d.*
+        FROM "CheckoutEvents" e
+        JOIN (SELECT max(id) AS id FROM "CheckoutEvents" GROUP BY "checkoutId") m ON m.id = e.id
+        CROSS JOIN LATERAL json_to_record(e.data)
+            AS d("checkedOutAt" timestamptz, "dueAt" timestamptz, "returnedAt" timestamptz, renewals int)
+        WHERE e.type NOT IN ('deleted', 'purged')) l ON l.key = r.id
+    WHERE r.id IS NULL OR l.key IS NULL
+       OR (l."userId", l."bookId", l."checkedOutAt", l."dueAt", l."returnedAt", l.renewals)
+          IS DISTINCT FROM (r."userId", r."bookId", r."checkedOutAt", r."dueAt", r."returnedAt", r.renewals)"""
+
+
 def bench_cleanup() -> list[dict]:
     """The full repair (booknexus-cleanup --full: purge, reconcile, import, resync) against
-    the floor of its work done by bare SQL: delete the orphans and log one purged event each,
-    in one transaction (marked as the app's, as the repair is, so the capture triggers stand
-    aside for both)."""
+    the floor of the same work done by bare SQL in one transaction: delete the orphans and
+    log one purged event each, then one pass comparing the table with the log (marked as the
+    app's, as the repair is, so the capture triggers stand aside for both)."""
     template = create_database()
     migrate(template)
     fill(template, BIG, ORPHANS)
@@ -240,7 +255,7 @@ def bench_cleanup() -> list[dict]:
     for _ in range(RUNS):
         copy = create_database(template)
         floor.append(timed_sql(copy, "BEGIN", "SELECT set_config('booknexus.app_write', 'on', true)", PURGE_FLOOR,
-                               "COMMIT"))
+                               CATCH_UP_FLOOR, "COMMIT"))
         drop_database(copy)
         copy = create_database(template)
         seconds, rss = probe(copy, "cleanup")
@@ -251,7 +266,7 @@ def bench_cleanup() -> list[dict]:
     drop_database(template)
     drop_database(empty)
     return [
-        row(f"full repair, {BIG:,} checkouts / {ORPHANS:,} orphans (time vs bare SQL purge + events)",
+        row(f"full repair, {BIG:,} checkouts / {ORPHANS:,} orphans (time vs bare SQL: purge + events, one pass)",
             statistics.median(full) / statistics.median(floor), "<= 1.5", lambda r: r <= 1.5,
             {"repair_s": full, "bare_sql_s": floor}),
         row("full repair peak RSS (vs same process on an empty database)",

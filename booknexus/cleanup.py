@@ -10,8 +10,10 @@ the cheap checks of ``booknexus.repair`` find a reason. In one transaction, for 
 4. resync: append ``updated`` (reason ``external``) for every row changed by hand since its
    last event.
 
-Every step is one or two SQL statements; only counts and the first few ids reach Python,
-so memory does not grow with the table.
+Steps 2-4 are one pass (``find_mismatches``): each record's latest event is computed once
+and compared with the table, and only the records whose log must catch up are kept, in a
+temporary table the appends read. Only counts and the first few ids reach Python, so
+memory does not grow with the table.
 """
 
 import logging
@@ -25,9 +27,11 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
+    String,
     Table,
-    and_,
+    case,
     cast,
+    column,
     exists,
     func,
     literal,
@@ -36,9 +40,12 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Subquery
 
 from booknexus.books.models import Book
 from booknexus.log.append import (
@@ -59,7 +66,7 @@ from booknexus.users.models import User
 log = logging.getLogger(__name__)
 
 FIRST_IDS = 10
-LATEST = "repair_latest"  # a temporary table: each record's latest event, if live
+PENDING = "repair_pending"  # a temporary table: the records whose log must catch up
 
 
 @dataclass
@@ -135,33 +142,38 @@ def purge(session: Session, report: CleanupReport, stream: Stream = CHECKOUTS) -
             setattr(counts, name, delete_and_append(session, where, PURGED, stream=stream, reason=reason))
 
 
-def latest_live_events(session: Session, stream: Stream) -> Table:
-    """One pass over the log: each record's latest event, kept only if it leaves the record
-    live, in a temporary table that reconcile, import and resync all read."""
-    latest = Table(
-        LATEST,
-        MetaData(),
-        Column("key", Integer, primary_key=True),
-        Column("userId", Integer),
-        Column("bookId", Integer),
-        Column("data", JSON),
-        prefixes=["TEMPORARY"],
-    )
+def latest_live(dialect: str, stream: Stream) -> Subquery:
+    """Each record's latest event, where it leaves the record live, with the state it logged
+    as columns: one pass over the log, each event's ``data`` parsed once (on PostgreSQL
+    ``json_to_record``: a cast per field would parse it once per field, 2.3x the time)."""
     events = stream.events
-    newest = select(func.max(events.c.id).label("id")).group_by(events.c[stream.key]).subquery()
-    session.execute(text(f"DROP TABLE IF EXISTS {LATEST}"))
-    latest.create(session.connection())
-    session.execute(
-        latest.insert().from_select(
-            ["key", "userId", "bookId", "data"],
-            select(events.c[stream.key], events.c.userId, events.c.bookId, events.c.data)
-            .join(newest, newest.c.id == events.c.id)
-            .where(events.c.type.not_in(ENDING)),
+    newest = select(func.max(events.c.id).label("id")).group_by(events.c[stream.key]).subquery("newest")
+    records = stream.records
+    if dialect == "postgresql":
+        logged = (
+            func.json_to_record(events.c.data)
+            .table_valued(*(column(name, records.c[name].type) for name in stream.state_fields))
+            .render_derived(name="logged", with_types=True)
         )
+        state = [logged.c[name] for name in stream.state_fields]
+        source = events.join(newest, newest.c.id == events.c.id).join(logged, true())
+    else:
+        data = events.c.data
+        state = [_instant(dialect, data[name].as_string()).label(name) for name in stream.timestamps]
+        state += [_logged_value(data, records.c[name]).label(name) for name in stream.values]
+        source = events.join(newest, newest.c.id == events.c.id)
+    return (
+        select(
+            events.c[stream.key].label("key"),
+            events.c.userId,
+            events.c.bookId,
+            events.c.data.label("raw"),
+            *state,
+        )
+        .select_from(source)
+        .where(events.c.type.not_in(ENDING))
+        .subquery("latest")
     )
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"ANALYZE {LATEST}"))  # the planner's estimates for the joins below
-    return latest
 
 
 def _with_reason(dialect: str, data, reason: str) -> ColumnElement:
@@ -174,39 +186,75 @@ def _with_reason(dialect: str, data, reason: str) -> ColumnElement:
     return func.json_set(data, "$.reason", reason, "$.actor", func.json("null"))
 
 
-def reconcile(session: Session, counts: Counts, stream: Stream, latest: Table) -> None:
-    """``deleted`` (reason external) for every record live in the log and gone from the table."""
-    dialect = session.get_bind().dialect.name
-    gone = ~exists().where(stream.records.c.id == latest.c.key)
-    counts.first_ids["reconciled"] = _first_ids(session, latest.c.key, gone)
-    if not counts.first_ids["reconciled"]:
-        return
-    rows = (
-        select(
-            latest.c.key,
-            latest.c.userId,
-            latest.c.bookId,
-            literal(DELETED),
-            literal(utcnow(), stream.events.c.occurredAt.type),
-            _with_reason(dialect, latest.c.data, "external"),
-        )
-        .where(gone)
-        .order_by(latest.c.key)
-    )
-    counts.reconciled = append_rows(session, rows, stream)
-
-
-def import_unlogged(session: Session, counts: Counts, stream: Stream, latest: Table) -> None:
-    """``imported`` for every row of the table that the log does not hold as live."""
+def find_mismatches(session: Session, stream: Stream) -> Table:
+    """One pass over the table and its log's latest events, into a temporary table of the
+    records whose log must catch up: ``reconciled`` (live in the log, gone from the table),
+    ``imported`` (in the table, not live in the log) and ``updated`` (changed by hand since
+    their last event). What the appends need of the log travels with them, so the log is
+    read once."""
     dialect = session.get_bind().dialect.name
     records = stream.records
-    unlogged = ~exists().where(latest.c.key == records.c.id)
-    counts.first_ids["imported"] = _first_ids(session, records.c.id, unlogged)
-    if not counts.first_ids["imported"]:
-        return
-    source = select(records).where(unlogged).subquery()
-    rows = event_rows(dialect, source, IMPORTED, stream, actor=None).order_by(source.c.id)
-    counts.imported = append_rows(session, rows, stream)
+    latest = latest_live(dialect, stream)
+    pending = Table(
+        PENDING,
+        MetaData(),
+        Column("kind", String(10)),
+        Column("key", Integer),
+        Column("userId", Integer),
+        Column("bookId", Integer),
+        Column("data", JSON),
+        prefixes=["TEMPORARY"],
+    )
+    session.execute(text(f"DROP TABLE IF EXISTS {PENDING}"))
+    pending.create(session.connection())
+    kind = case((records.c.id.is_(None), "reconciled"), (latest.c.key.is_(None), "imported"), else_="updated")
+    gone = records.c.id.is_(None)
+    session.execute(
+        pending.insert().from_select(
+            ["kind", "key", "userId", "bookId", "data"],
+            select(
+                kind,
+                func.coalesce(records.c.id, latest.c.key),
+                case((gone, latest.c.userId)),
+                case((gone, latest.c.bookId)),
+                case((gone, latest.c.raw)),
+            )
+            .select_from(records.join(latest, latest.c.key == records.c.id, full=True))
+            .where(or_(gone, latest.c.key.is_(None), differs(dialect, stream, latest))),
+        )
+    )
+    return pending
+
+
+def catch_up(session: Session, counts: Counts, stream: Stream) -> None:
+    """reconcile, import and resync, from one pass (``find_mismatches``)."""
+    dialect = session.get_bind().dialect.name
+    pending = find_mismatches(session, stream)
+    found = dict(session.execute(select(pending.c.kind, func.count()).group_by(pending.c.kind)).all())
+    for name in ("reconciled", "imported", "updated"):
+        counts.first_ids[name] = []
+        if not found.get(name):
+            continue
+        these = pending.c.kind == name
+        counts.first_ids[name] = _first_ids(session, pending.c.key, these)
+        if name == "reconciled":
+            rows = select(
+                pending.c.key,
+                pending.c.userId,
+                pending.c.bookId,
+                literal(DELETED),
+                literal(utcnow(), stream.events.c.occurredAt.type),
+                _with_reason(dialect, pending.c.data, "external"),
+            ).where(these)
+            setattr(counts, name, append_rows(session, rows.order_by(pending.c.key), stream))
+            continue
+        source = select(stream.records).where(stream.records.c.id.in_(select(pending.c.key).where(these)))
+        source = source.subquery()
+        extra = {"actor": None} if name == "imported" else {"actor": None, "reason": "external"}
+        type_ = IMPORTED if name == "imported" else UPDATED
+        rows = event_rows(dialect, source, type_, stream, **extra).order_by(source.c.id)
+        setattr(counts, name, append_rows(session, rows, stream))
+    session.execute(text(f"DROP TABLE {PENDING}"))
 
 
 def _instant(dialect: str, value) -> ColumnElement:
@@ -217,32 +265,27 @@ def _instant(dialect: str, value) -> ColumnElement:
 
 
 def _logged_value(data, column) -> ColumnElement:
+    """A value of the record as its event's ``data`` carries it, read back (SQLite)."""
     return (
         data[column.name].as_integer() if isinstance(column.type, Integer) else data[column.name].as_string()
     )
 
 
-def resync(session: Session, counts: Counts, stream: Stream, latest: Table) -> None:
-    """``updated`` (reason external) for every row changed by hand since its last event."""
-    dialect = session.get_bind().dialect.name
+def differs(dialect: str, stream: Stream, latest: Subquery) -> ColumnElement:
+    """The table's row and its latest event disagree about something the log carries."""
     records = stream.records
-    data = latest.c.data
-    differs = or_(
-        latest.c.userId != records.c.userId,
-        latest.c.bookId != records.c.bookId,
-        *(
-            _instant(dialect, data[name].as_string()).is_distinct_from(_instant(dialect, records.c[name]))
-            for name in stream.timestamps
-        ),
-        *(_logged_value(data, records.c[name]).is_distinct_from(records.c[name]) for name in stream.values),
+
+    def as_logged(name: str) -> ColumnElement:
+        return (
+            _instant(dialect, records.c[name])
+            if name in stream.timestamps and dialect == "sqlite"
+            else records.c[name]
+        )
+
+    fields = ("userId", "bookId", *stream.state_fields)
+    return tuple_(*(latest.c[name] for name in fields)).is_distinct_from(
+        tuple_(*(as_logged(name) for name in fields))
     )
-    changed = exists().where(and_(latest.c.key == records.c.id, differs))
-    counts.first_ids["updated"] = _first_ids(session, records.c.id, changed)
-    if not counts.first_ids["updated"]:
-        return
-    source = select(records).where(changed).subquery()
-    rows = event_rows(dialect, source, UPDATED, stream, actor=None, reason="external").order_by(source.c.id)
-    counts.updated = append_rows(session, rows, stream)
 
 
 def run_cleanup(session: Session, reasons: list[str]) -> CleanupReport:
@@ -250,12 +293,7 @@ def run_cleanup(session: Session, reasons: list[str]) -> CleanupReport:
     (or rolls back)."""
     report = CleanupReport(reasons=reasons)
     for stream in CAPTURED:
-        counts = report.of(stream)
         purge(session, report, stream)
-        latest = latest_live_events(session, stream)
-        reconcile(session, counts, stream, latest)
-        import_unlogged(session, counts, stream, latest)
-        resync(session, counts, stream, latest)
-        session.execute(text(f"DROP TABLE {LATEST}"))
+        catch_up(session, report.of(stream), stream)
     log.info(report.summary())
     return report
