@@ -32,6 +32,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check --select E,F,I,W,B,UP --line-length 110 --per-file-ignores "tests/*:E501" --per-file-ignores "alembic/versions/*:E501" booknexus tests alembic
 	$(BIN)/ruff format --check --line-length 110 booknexus tests alembic
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) *.egg-info booknexus.sqlite

@@ -23,6 +23,7 @@ tests_require = [
     "hypothesis>=6.100",
     "schemathesis>=4.0",
     "ruff>=0.5",
+    "import-linter>=2.0",  # make lint: the package layers (.importlinter)
 ]
 
 setup(
@@ -39,12 +40,12 @@ setup(
     entry_points={
         "paste.app_factory": ["main = booknexus:main"],
         "console_scripts": [
-            "booknexus-demo-data = booknexus.scripts.demo_data:main",
-            "booknexus-check = booknexus.scripts.check:main",
-            "booknexus-cleanup = booknexus.scripts.cleanup:main",
-            "booknexus-fix-fk = booknexus.scripts.fix_fk:main",
-            "booknexus-create-librarian = booknexus.scripts.create_librarian:main",
-            "booknexus-expire-holds = booknexus.scripts.expire_holds:main",
+            "booknexus-demo-data = booknexus.operations.scripts.demo_data:main",
+            "booknexus-check = booknexus.operations.scripts.check:main",
+            "booknexus-cleanup = booknexus.operations.scripts.cleanup:main",
+            "booknexus-fix-fk = booknexus.operations.scripts.fix_fk:main",
+            "booknexus-create-librarian = booknexus.operations.scripts.create_librarian:main",
+            "booknexus-expire-holds = booknexus.operations.scripts.expire_holds:main",
         ],
     },
 )

@@ -16,12 +16,12 @@ from pyramid.paster import get_appsettings
 from sqlalchemy import pool
 
 from alembic import context
-from booknexus.db import get_engine
-from booknexus.foreign_keys import (
+from booknexus.models import Base
+from booknexus.operations.foreign_keys import (
     sqlite_foreign_key_violations,
     sqlite_foreign_keys_off,
 )
-from booknexus.models import Base
+from booknexus.web.db import get_engine
 
 # any constant unique to BookNexus migrations: pg_advisory_lock takes a bigint key
 MIGRATION_LOCK_KEY = 0x426F6F6B4E6578  # "BookNex"
@@ -42,7 +42,7 @@ target_metadata = Base.metadata
 
 
 def run_migrations_offline():
-    from booknexus.db import database_url
+    from booknexus.web.db import database_url
 
     context.configure(url=database_url(settings), target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():

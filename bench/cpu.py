@@ -20,10 +20,11 @@ from pyramid.paster import get_appsettings
 
 sys.path.insert(0, str(Path.cwd()))  # the tree being measured
 
+from serve import baseline_app  # noqa: E402  (bench/, this script's folder)
+
 import booknexus  # noqa: E402
 from booknexus.accounts import tokens  # noqa: E402
-from booknexus.users.models import User  # noqa: E402
-from serve import baseline_app  # noqa: E402  (bench/, this script's folder)
+from booknexus.accounts.models import User  # noqa: E402
 
 BATCHES = int(os.environ.get("BENCH_CPU_BATCHES", 7))
 PER_BATCH = int(os.environ.get("BENCH_CPU_REQUESTS", 200))

@@ -11,15 +11,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.config import Config
 from pyramid.paster import get_appsettings
 
+from alembic import command
 from booknexus.accounts import tokens
-from booknexus.repair import repair
-from booknexus.db import get_engine
-from booknexus.foreign_keys import checkout_foreign_keys, problems
-from booknexus.users.models import User
+from booknexus.accounts.models import User
+from booknexus.operations.foreign_keys import checkout_foreign_keys, problems
+from booknexus.operations.repair import repair
+from booknexus.web.db import get_engine
 
 INI = str(Path(__file__).resolve().parent.parent / "production.ini")
 

@@ -25,9 +25,9 @@ from sqlalchemy.engine import make_url
 import booknexus
 from alembic import command
 from booknexus.accounts import tokens
-from booknexus.db import DATABASE_URL_ENV, get_engine
-from booknexus.security import LIBRARIAN
-from booknexus.users.models import User
+from booknexus.accounts.models import User
+from booknexus.web.db import DATABASE_URL_ENV, get_engine
+from booknexus.web.security import LIBRARIAN
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(

@@ -14,9 +14,10 @@ from conftest import ROOT, app_settings, bearer, close_app, issue_token
 from helpers import checkout, make_book
 
 import booknexus
+import booknexus.accounts.views.tokens
 from booknexus.accounts.models import Token
-from booknexus.db import DATABASE_URL_ENV
-from booknexus.meta import utcnow
+from booknexus.web.db import DATABASE_URL_ENV
+from booknexus.web.schema import utcnow
 
 PASSWORD = "s3cret-but-long"
 
@@ -215,7 +216,12 @@ def test_no_password_or_token_hash_in_any_response_or_log(app, dbconnection, tes
 
 def test_create_librarian_command(fresh_database):
     url = fresh_database("sqlite")
-    command = [sys.executable, "-m", "booknexus.scripts.create_librarian", str(ROOT / "development.ini")]
+    command = [
+        sys.executable,
+        "-m",
+        "booknexus.operations.scripts.create_librarian",
+        str(ROOT / "development.ini"),
+    ]
     env = {**os.environ, DATABASE_URL_ENV: url}
 
     def run(*args, password):
@@ -251,9 +257,9 @@ def throttled(fresh_database, monkeypatch):
     }
     application = booknexus.main({}, **app_settings(fresh_database("sqlite"), **settings))
     verified = []
-    real = booknexus.accounts.views.verify_password
+    real = booknexus.accounts.views.tokens.verify_password
     monkeypatch.setattr(
-        booknexus.accounts.views, "verify_password", lambda *args: verified.append(1) or real(*args)
+        booknexus.accounts.views.tokens, "verify_password", lambda *args: verified.append(1) or real(*args)
     )
     librarian = webtest.TestApp(application, extra_environ=bearer(librarian_token_for(application)))
     for name in ("ann", "bob"):

@@ -13,9 +13,9 @@ from conftest import app_settings, bearer, close_app, librarian_token, started
 from helpers import checkout, hold, make_book, make_user
 
 import booknexus
-from booknexus.db import get_engine
-from booknexus.log.projection import compare
-from booknexus.log.streams import HOLDS
+from booknexus.circulation.eventlog.projection import compare
+from booknexus.circulation.eventlog.streams import HOLDS
+from booknexus.web.db import get_engine
 
 
 @pytest.fixture

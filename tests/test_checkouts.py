@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 from helpers import checkout, error_code, make_book, make_user
 from sqlalchemy import update
 
-from booknexus.checkouts.models import Checkout
+from booknexus.circulation.models import Checkout
 
 
 def ts(value: str) -> datetime:

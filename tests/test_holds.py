@@ -12,10 +12,10 @@ from conftest import ROOT, bearer, issue_token
 from helpers import checkout, error_code, hold, hold_events, make_book, make_user
 from sqlalchemy import update
 
-from booknexus.db import DATABASE_URL_ENV
-from booknexus.holds.models import Hold
-from booknexus.log import append as log
-from booknexus.log.projection import compare_all
+from booknexus.circulation.eventlog import append as eventlog
+from booknexus.circulation.eventlog.projection import compare_all
+from booknexus.circulation.models import Hold
+from booknexus.web.db import DATABASE_URL_ENV
 
 
 def ts(value: str) -> datetime:
@@ -356,10 +356,10 @@ def test_expire_holds_command_for_cron(backend, fresh_database):
         for hold_ in (lapsed, waiting):
             session.add(hold_)
             session.flush()
-            log.append(session, hold_, log.PLACED, actor=None)
+            eventlog.append(session, hold_, eventlog.PLACED, actor=None)
     engine.dispose()
     result = subprocess.run(
-        [sys.executable, "-m", "booknexus.scripts.expire_holds", str(ROOT / "development.ini")],
+        [sys.executable, "-m", "booknexus.operations.scripts.expire_holds", str(ROOT / "development.ini")],
         env={**os.environ, DATABASE_URL_ENV: url},
         capture_output=True,
         text=True,

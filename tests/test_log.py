@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from helpers import checkout, make_book, make_user
 from legacy import bypass_capture
 
-from booknexus.log.projection import compare
+from booknexus.circulation.eventlog.projection import compare
 
 
 def events(testapp, **params) -> list[dict]:

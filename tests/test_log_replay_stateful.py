@@ -21,7 +21,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from booknexus.log.projection import compare_all
+from booknexus.circulation.eventlog.projection import compare_all
 
 MAX_RENEWALS = 2  # booknexus.max_renewals in app_settings
 MAX_LOANS, MAX_HOLDS = 10, 5

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from conftest import ROOT, alembic_config, downgrade, migrate
 
-from booknexus.db import DATABASE_URL_ENV, get_engine
-from booknexus.foreign_keys import checkout_foreign_keys, problems
-from booknexus.log.projection import compare
+from booknexus.circulation.eventlog.projection import compare
+from booknexus.operations.foreign_keys import checkout_foreign_keys, problems
+from booknexus.web.db import DATABASE_URL_ENV, get_engine
 
 FK_STATES = ["absent", "sequelize", "duplicate", "hand_named", "cascade"]
 
@@ -138,7 +138,7 @@ def head_state(url: str) -> dict:
 
 def run_check(url: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "booknexus.scripts.check", str(ROOT / "production.ini")],
+        [sys.executable, "-m", "booknexus.operations.scripts.check", str(ROOT / "production.ini")],
         env={**os.environ, DATABASE_URL_ENV: url},
         capture_output=True,
         text=True,
@@ -260,7 +260,13 @@ def test_fix_fk_command(backend, fresh_database):
 
     def fix_fk(*args):
         return subprocess.run(
-            [sys.executable, "-m", "booknexus.scripts.fix_fk", str(ROOT / "development.ini"), *args],
+            [
+                sys.executable,
+                "-m",
+                "booknexus.operations.scripts.fix_fk",
+                str(ROOT / "development.ini"),
+                *args,
+            ],
             env={**os.environ, DATABASE_URL_ENV: url},
             capture_output=True,
             text=True,

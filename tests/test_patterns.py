@@ -8,7 +8,7 @@ import regress
 import yaml
 from helpers import error_code, make_book
 
-from booknexus.books.isbn import InvalidIsbn, equivalents, normalise
+from booknexus.catalog.isbn import InvalidIsbn, equivalents, normalise
 
 SAMPLES = ("a", "a@b", "0306406152", "ISBN 978-0-06-088328-7", "abc-XYZ_09")
 CODE_POINTS = [*range(0x3100), 0xFEFF, 0xFFEF]

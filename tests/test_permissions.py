@@ -13,10 +13,9 @@ import webtest
 from conftest import bearer, issue_token
 
 from booknexus.accounts.passwords import hash_password
-from booknexus.books.models import Book
-from booknexus.checkouts.models import Checkout
-from booknexus.holds.models import WAITING, Hold
-from booknexus.meta import utcnow
+from booknexus.catalog.models import Book
+from booknexus.circulation.models import WAITING, Checkout, Hold
+from booknexus.web.schema import utcnow
 
 ANON, SELF, OTHER, LIB = "anonymous", "member on self", "member on another", "librarian"
 PASSWORD = "correct horse battery"

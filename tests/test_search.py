@@ -9,8 +9,8 @@ from conftest import app_settings, close_app, migrate, started
 from helpers import error_code, make_book
 
 import booknexus
-from booknexus.books import search
-from booknexus.books.search import Search, one_edit_away
+from booknexus.catalog import search
+from booknexus.catalog.search import Search, one_edit_away
 
 
 @pytest.fixture(autouse=True, params=["walked", "looked up"])

@@ -15,11 +15,11 @@ from helpers import checkout, make_book, make_user
 from legacy import bypass_capture, insert_checkout, unchecked, weaken_foreign_keys
 
 import booknexus
-from booknexus.db import DATABASE_URL_ENV, get_engine
-from booknexus.log import capture
-from booknexus.log.projection import compare
-from booknexus.log.streams import CHECKOUTS, HOLDS
-from booknexus.repair import EDGES
+from booknexus.circulation.eventlog import capture
+from booknexus.circulation.eventlog.projection import compare
+from booknexus.circulation.eventlog.streams import CHECKOUTS, HOLDS
+from booknexus.operations.repair import EDGES
+from booknexus.web.db import DATABASE_URL_ENV, get_engine
 
 
 @pytest.fixture
@@ -266,7 +266,7 @@ def test_constraint_report_names_weak_foreign_keys(backend, fresh_database, star
 
 def run_script(name: str, url: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", f"booknexus.scripts.{name}", str(ROOT / "development.ini"), *args],
+        [sys.executable, "-m", f"booknexus.operations.scripts.{name}", str(ROOT / "development.ini"), *args],
         env={**os.environ, DATABASE_URL_ENV: url},
         capture_output=True,
         text=True,

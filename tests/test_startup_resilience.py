@@ -16,8 +16,8 @@ from legacy import unchecked
 from proxy import Proxy
 from sqlalchemy.engine import make_url
 
-from booknexus.db import DATABASE_URL_ENV
-from booknexus.repair import REPAIR_LOCK_KEY
+from booknexus.operations.repair import REPAIR_LOCK_KEY
+from booknexus.web.db import DATABASE_URL_ENV
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.1):

@@ -3,9 +3,9 @@
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from booknexus.accounts.models import User
 from booknexus.accounts.passwords import hash_password
-from booknexus.security import LIBRARIAN
-from booknexus.users.models import User
+from booknexus.web.security import LIBRARIAN
 
 
 def create_or_promote_librarian(session: Session, email: str, password: str, name: str | None = None) -> User:

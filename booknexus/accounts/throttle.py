@@ -17,7 +17,7 @@ import time
 
 from limits import parse, storage, strategies
 
-from booknexus.errors import ApiError
+from booknexus.web.errors import ApiError
 
 DEFAULTS = {
     "booknexus.login_limit.storage": "memory://",

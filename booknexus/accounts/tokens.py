@@ -7,9 +7,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from booknexus.accounts.models import Token
-from booknexus.meta import utcnow
-from booknexus.users.models import User
+from booknexus.accounts.models import Token, User
+from booknexus.web.schema import utcnow
 
 TOKEN_BYTES = 32
 

@@ -1,0 +1,1 @@
+"""The accounts' HTTP views: users, and the tokens that log them in."""

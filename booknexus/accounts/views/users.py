@@ -1,0 +1,124 @@
+from pyramid.httpexceptions import HTTPNoContent
+from sqlalchemy import select
+
+from booknexus.accounts import tokens
+from booknexus.accounts.events import UserDeleted
+from booknexus.accounts.models import User
+from booknexus.accounts.passwords import hash_password, verify_password
+from booknexus.accounts.queries import (
+    ensure_not_last_librarian,
+    get_user,
+    lock_user_and_librarians,
+)
+from booknexus.accounts.throttle import login_throttle
+from booknexus.web.api import api_view, keyset_page, path_id, query_params
+from booknexus.web.errors import ApiError
+from booknexus.web.security import MANAGE, MEMBER
+
+
+def serialize_user(user: User) -> dict:
+    return {
+        "id": user.id,
+        "name": user.name,
+        "email": user.email,
+        "role": user.role,
+        "createdAt": user.created_at,
+        "updatedAt": user.updated_at,
+    }
+
+
+def ensure_email_free(request, email: str, user_id: int | None = None) -> None:
+    owner = request.dbsession.scalar(select(User.id).where(User.email == email))
+    if owner is not None and owner != user_id:
+        raise ApiError(409, "email_taken", f"{email} is already registered.", {"email": email})
+
+
+@api_view(route_name="users", request_method="GET")
+def list_users(request):
+    params = query_params(request)
+    return keyset_page(
+        request.dbsession,
+        select(User),
+        User.id,
+        params["limit"],
+        params.get("after"),
+        serialize_user,
+    )
+
+
+@api_view(route_name="users", request_method="POST")
+def create_user(request):
+    body = request.openapi_validated.body
+    ensure_email_free(request, body["email"])
+    user = User(name=body["name"], email=body["email"], role=body.get("role", MEMBER))
+    if "password" in body:
+        user.password_hash = hash_password(body["password"])
+    request.dbsession.add(user)
+    request.dbsession.flush()
+    request.response.status_int = 201
+    return serialize_user(user)
+
+
+@api_view(route_name="user", request_method="GET", permission="view")
+def show_user(request):
+    return serialize_user(get_user(request.dbsession, path_id(request)))
+
+
+@api_view(route_name="user", request_method="PATCH", permission="edit")
+def update_user(request):
+    body = request.openapi_validated.body
+    if "role" in body and not request.has_permission(MANAGE):
+        raise ApiError(403, "forbidden", "Only a librarian may set a role.")
+    if "role" in body:  # booknexus.circulation.locks: with every librarian, for the last-librarian rule
+        user = lock_user_and_librarians(request.dbsession, path_id(request))
+    else:
+        user = get_user(request.dbsession, path_id(request))
+    if body.get("role", user.role) != user.role:
+        ensure_not_last_librarian(request.dbsession, user)
+    if "email" in body:
+        ensure_email_free(request, body["email"], user.id)
+    for field in ("name", "email", "role"):
+        if field in body:
+            setattr(user, field, body[field])
+    if "password" in body:
+        change_password(request, user, body["password"], body.get("currentPassword"))
+    request.dbsession.flush()
+    return serialize_user(user)
+
+
+def change_password(request, user: User, password: str, current: str | None) -> None:
+    """Your own password takes your current one (throttled like a login); a librarian sets
+    anyone else's. Every other token of the account is revoked: one taken with the old
+    password, a stolen one too, stops working. The token that made the change stays, if it
+    is the account's own."""
+    own = request.authenticated_userid == user.id
+    if own:
+        if current is None:
+            raise ApiError(
+                400,
+                "current_password_required",
+                "Give your current password (currentPassword) to change it.",
+                {"field": "currentPassword"},
+            )
+        throttle = login_throttle(request)
+        throttle.ensure_allowed(user.email, request.remote_addr)
+        if not verify_password(user.password_hash, current):
+            throttle.failed(user.email, request.remote_addr)
+            raise ApiError(403, "wrong_password", "The current password is not right.")
+    elif not request.has_permission(MANAGE):  # the edit permission already means: own, or librarian
+        raise ApiError(403, "forbidden", "Only a librarian may set another user's password.")
+    user.password_hash = hash_password(password)
+    tokens.revoke_all(request.dbsession, user.id, keep=request.identity.token if own else None)
+
+
+@api_view(route_name="user", request_method="DELETE")
+def delete_user(request):
+    session = request.dbsession
+    # the user and every librarian first (booknexus.circulation.locks, step 1): circulation
+    # then locks their books and removes their loans and holds (UserDeleted)
+    user = lock_user_and_librarians(session, path_id(request))
+    ensure_not_last_librarian(session, user)
+    request.registry.notify(UserDeleted(user, request))
+    session.delete(user)
+    session.flush()
+    return HTTPNoContent()

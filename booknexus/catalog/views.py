@@ -1,0 +1,149 @@
+from pyramid.httpexceptions import HTTPNoContent
+from pyramid.security import NO_PERMISSION_REQUIRED
+from sqlalchemy import bindparam, select
+
+from booknexus.catalog.events import BookChanged, BookChanging, BookDeleted
+from booknexus.catalog.isbn import InvalidIsbn, equivalents, normalise
+from booknexus.catalog.models import Book
+from booknexus.catalog.queries import get_book
+from booknexus.catalog.search import matching_rows, search_page
+from booknexus.catalog.stock import out_columns
+from booknexus.web.api import api_view, keyset_page, path_id, query_params
+from booknexus.web.errors import ApiError, not_found
+from booknexus.web.security import MAX_ID
+
+
+def serialize_book(book: Book, on_loan: int, held: int) -> dict:
+    return {
+        "id": book.id,
+        "title": book.title,
+        "author": book.author,
+        "isbn": book.isbn,
+        "copies": book.copies,
+        # a copy set aside for a ready hold is not available to anyone else
+        "available": max(book.copies - on_loan - held, 0),
+        "createdAt": book.created_at,
+        "updatedAt": book.updated_at,
+    }
+
+
+def valid_isbn(request, entered: str | None, book_id: int | None = None) -> str | None:
+    """The ISBN in its normalised form, verified and not in the catalogue yet (in either form)."""
+    if entered is None:
+        return None
+    try:
+        isbn = normalise(entered)
+    except InvalidIsbn as exc:
+        raise ApiError(400, "invalid_isbn", str(exc), {"field": "isbn", "value": entered}) from None
+    owner = request.dbsession.scalar(select(Book.id).where(Book.isbn.in_(equivalents(isbn))))
+    if owner is not None and owner != book_id:
+        raise ApiError(409, "isbn_taken", f"ISBN {isbn} is already in the catalogue.", {"isbn": isbn})
+    return isbn
+
+
+def book_id_after(after: str | None) -> int | None:
+    """Pages by id go on after a book id (the ``next`` they answered)."""
+    if after is None:
+        return None
+    if not after.isdigit() or int(after) > MAX_ID:
+        raise ApiError(
+            400, "invalid_value", "after must be the next of the previous page.", {"field": "after"}
+        )
+    return int(after)
+
+
+@api_view(route_name="books", request_method="GET", permission=NO_PERMISSION_REQUIRED)
+def list_books(request):
+    params = query_params(request)
+    q = (params.get("q") or "").strip()  # empty: no filter
+    ranked = bool(q) and params.get("sort", "relevance") == "relevance"
+    if params.get("after") is not None and params.get("cursor") is not None:
+        raise ApiError(400, "invalid_value", "cursor is an alias of after: give one.", {"field": "cursor"})
+    after = params.get("after", params.get("cursor"))
+    limit = params["limit"]
+    if ranked:
+        books, next_cursor = search_page(request.dbsession, select(Book), q, limit, after)
+        page = {"items": [book for (book,) in books], "next": next_cursor}
+    else:
+        after = book_id_after(after)
+        if q:
+            books = matching_rows(request.dbsession, select(Book), q, limit + 1, after)
+            page = {
+                "items": [book for (book,) in books[:limit]],
+                "next": books[limit - 1][0].id if len(books) > limit else None,
+            }
+        else:
+            page = keyset_page(request.dbsession, select(Book), Book.id, limit, after, lambda b: b)
+    out = stock_of(request, [book.id for book in page["items"]])
+    page["items"] = [serialize_book(book, *out.get(book.id, (0, 0))) for book in page["items"]]
+    return page
+
+
+def stock_of(request, book_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Copies on loan and set aside for a page of books, in one statement (one snapshot)."""
+    if not book_ids:
+        return {}
+    rows = request.dbsession.execute(
+        select(Book.id, *out_columns(request.registry, Book.id)).where(Book.id.in_(book_ids))
+    )
+    return {book_id: (on_loan, held) for book_id, on_loan, held in rows}
+
+
+@api_view(route_name="books", request_method="POST")
+def create_book(request):
+    body = request.openapi_validated.body
+    isbn = valid_isbn(request, body.get("isbn"))
+    book = Book(title=body["title"], author=body["author"], isbn=isbn, copies=body["copies"])
+    request.dbsession.add(book)
+    request.dbsession.flush()
+    request.response.status_int = 201
+    return serialize_book(book, 0, 0)
+
+
+BOOK_WITH_STOCK = "booknexus.catalog.book_with_stock"
+
+
+def book_with_stock(registry):
+    """The book and its copies out, one round trip; built once per application: constructing
+    the statement cost more CPU than running it."""
+    if BOOK_WITH_STOCK not in registry:
+        registry[BOOK_WITH_STOCK] = select(Book, *out_columns(registry, Book.id)).where(
+            Book.id == bindparam("book_id")
+        )
+    return registry[BOOK_WITH_STOCK]
+
+
+@api_view(route_name="book", request_method="GET", permission=NO_PERMISSION_REQUIRED)
+def show_book(request):
+    # the hottest read of the catalogue
+    book_id = path_id(request)
+    row = request.dbsession.execute(book_with_stock(request.registry), {"book_id": book_id}).first()
+    if row is None:
+        raise not_found("book", book_id)
+    return serialize_book(*row)
+
+
+@api_view(route_name="book", request_method="PATCH")
+def update_book(request):
+    # Locked as every change to a book's copies, loans and holds locks it: circulation
+    # (BookChanging) refuses copies below those on loan and set aside, then moves the queue.
+    session = request.dbsession
+    book = get_book(session, path_id(request), for_update=True)
+    changes = dict(request.openapi_validated.body)
+    if "isbn" in changes:
+        changes["isbn"] = valid_isbn(request, changes["isbn"], book.id)
+    request.registry.notify(BookChanging(book, changes, request))
+    for field, value in changes.items():
+        setattr(book, field, value)
+    session.flush()
+    request.registry.notify(BookChanged(book, request))
+    return serialize_book(book, *stock_of(request, [book.id])[book.id])
+
+
+@api_view(route_name="book", request_method="DELETE")
+def delete_book(request):
+    book = get_book(request.dbsession, path_id(request), for_update=True)
+    request.registry.notify(BookDeleted(book, request))
+    request.dbsession.delete(book)
+    request.dbsession.flush()
+    return HTTPNoContent()

@@ -1,0 +1,22 @@
+"""Circulation: loans, holds, the queue, the loan rules and the logs, which change together
+under a book's row lock (the lock order: ``booknexus.circulation.locks``)."""
+
+
+def includeme(config):
+    config.include(".rules")  # the loan rules, read from the settings once
+    config.include(".stock")  # what the catalogue shows of a book's copies on loan and set aside
+    loans, hold_list = "booknexus.circulation.resources.LoansOf", "booknexus.circulation.resources.HoldsOf"
+    checkout, hold = (
+        "booknexus.circulation.resources.CheckoutResource",
+        "booknexus.circulation.resources.HoldResource",
+    )
+    config.add_route("checkouts", "/checkouts", factory=loans)
+    config.add_route("checkout", "/checkouts/{id}", factory=checkout)
+    config.add_route("checkout_return", "/checkouts/{id}/return", factory=checkout)
+    config.add_route("checkout_renew", "/checkouts/{id}/renew", factory=checkout)
+    config.add_route("checkout_history", "/checkouts/{id}/events", factory=checkout)
+    config.add_route("checkout_events", "/checkout-events", factory=loans)
+    config.add_route("holds", "/holds", factory=hold_list)
+    config.add_route("hold", "/holds/{id}", factory=hold)
+    config.add_route("hold_history", "/holds/{id}/events", factory=hold)
+    config.add_route("hold_events", "/hold-events", factory=hold_list)

@@ -1,0 +1,46 @@
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from booknexus.web.schema import Base, UTCDateTime, utcnow
+
+# SQLite only auto-assigns INTEGER PRIMARY KEY, which is 64-bit there anyway.
+Position = BigInteger().with_variant(Integer, "sqlite")
+
+
+class LogEntry:
+    """The columns every log shares. Append-only; ``id`` is the event's position in its log.
+
+    No foreign keys on purpose: the history of a record outlives its user and book.
+    """
+
+    id: Mapped[int] = mapped_column(Position, primary_key=True)
+    user_id: Mapped[int] = mapped_column("userId")
+    book_id: Mapped[int] = mapped_column("bookId")
+    type: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column("occurredAt", UTCDateTime, default=utcnow)
+    data: Mapped[dict] = mapped_column(JSON)
+
+
+def log_indexes(table: str, key: str) -> tuple:
+    """A record's history, a user's and a book's, each in position order."""
+    return tuple(Index(f"ix_{table}_{column}_id", column, "id") for column in (key, "userId", "bookId"))
+
+
+class CheckoutEvent(LogEntry, Base):
+    """One change to one checkout."""
+
+    __tablename__ = "CheckoutEvents"
+    __table_args__ = (*log_indexes("CheckoutEvents", "checkoutId"), {"sqlite_autoincrement": True})
+
+    checkout_id: Mapped[int] = mapped_column("checkoutId")
+
+
+class HoldEvent(LogEntry, Base):
+    """One change to one hold: the sibling of ``CheckoutEvent``, with the same guarantees."""
+
+    __tablename__ = "HoldEvents"
+    __table_args__ = (*log_indexes("HoldEvents", "holdId"), {"sqlite_autoincrement": True})
+
+    hold_id: Mapped[int] = mapped_column("holdId")

@@ -1,0 +1,1 @@
+"""Circulation's HTTP views: checkouts, holds, and their logs."""

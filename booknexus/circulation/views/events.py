@@ -1,0 +1,83 @@
+from sqlalchemy import exists, select
+
+from booknexus.circulation.eventlog.streams import CHECKOUTS, HOLDS, STREAMS, Stream
+from booknexus.web.api import api_view, keyset_page, path_id, query_params
+from booknexus.web.errors import not_found
+
+FILTERS = ("userId", "bookId", "type")
+
+
+def serializer(stream: Stream):
+    key = stream.attribute(stream.key, stream.event)
+
+    def serialize_event(event) -> dict:
+        return {
+            "position": event.id,
+            stream.key: getattr(event, key),
+            "userId": event.user_id,
+            "bookId": event.book_id,
+            "type": event.type,
+            "occurredAt": event.occurred_at,
+            "data": event.data,
+        }
+
+    return serialize_event
+
+
+SERIALIZERS = {stream: serializer(stream) for stream in STREAMS.values()}
+
+
+def events_page(request, stream: Stream, **equal):
+    """A page of ``stream``'s log in position order, the one way every log is tailed."""
+    params = query_params(request)
+    events = stream.events
+    statement = select(stream.event)
+    for name, value in equal.items():
+        if value is not None:
+            statement = statement.where(events.c[name] == value)
+    return keyset_page(
+        request.dbsession,
+        statement,
+        events.c.id,
+        params["limit"],
+        params.get("after"),
+        SERIALIZERS[stream],
+    )
+
+
+def log_page(request, stream: Stream):
+    params = query_params(request)
+    return events_page(request, stream, **{name: params.get(name) for name in (stream.key, *FILTERS)})
+
+
+def history_page(request, stream: Stream):
+    record_id = path_id(request)
+    known = request.dbsession.scalar(
+        select(
+            exists().where(stream.events.c[stream.key] == record_id)
+            | exists().where(stream.records.c.id == record_id)
+        )
+    )
+    if not known:
+        raise not_found(stream.records.name.lower().rstrip("s"), record_id)
+    return events_page(request, stream, **{stream.key: record_id})
+
+
+@api_view(route_name="checkout_events", request_method="GET", permission="view")
+def list_checkout_events(request):
+    return log_page(request, CHECKOUTS)
+
+
+@api_view(route_name="checkout_history", request_method="GET", permission="view")
+def checkout_history(request):
+    return history_page(request, CHECKOUTS)
+
+
+@api_view(route_name="hold_events", request_method="GET", permission="view")
+def list_hold_events(request):
+    return log_page(request, HOLDS)
+
+
+@api_view(route_name="hold_history", request_method="GET", permission="view")
+def hold_history(request):
+    return history_page(request, HOLDS)

@@ -1,0 +1,95 @@
+from pyramid.httpexceptions import HTTPNoContent
+from sqlalchemy import select
+
+from booknexus.catalog.queries import get_book
+from booknexus.circulation.eventlog import append as eventlog
+from booknexus.circulation.locks import lock_borrower
+from booknexus.circulation.models import CANCELLED, OPEN, WAITING, Hold
+from booknexus.circulation.queries import lock_book_of
+from booknexus.circulation.queue import queue_position, settle_for
+from booknexus.circulation.rules import ensure_may_hold, rules
+from booknexus.web.api import api_view, keyset_page, path_id, query_params
+from booknexus.web.errors import ApiError, not_found
+from booknexus.web.schema import utcnow
+
+
+def serialize_hold(hold: Hold, position: int | None) -> dict:
+    return {
+        "id": hold.id,
+        "userId": hold.user_id,
+        "bookId": hold.book_id,
+        "status": hold.status,
+        "position": position,
+        "placedAt": hold.placed_at,
+        "readyAt": hold.ready_at,
+        "expiresAt": hold.expires_at,
+    }
+
+
+def with_position(request, hold_id: int) -> dict:
+    row = request.dbsession.execute(select(Hold, queue_position()).where(Hold.id == hold_id)).first()
+    if row is None:
+        raise not_found("hold", hold_id)
+    return serialize_hold(*row)
+
+
+@api_view(route_name="holds", request_method="GET", permission="view")
+def list_holds(request):
+    params = query_params(request)
+    statement = select(Hold, queue_position())
+    for name, column in (("userId", Hold.user_id), ("bookId", Hold.book_id), ("status", Hold.status)):
+        if params.get(name) is not None:
+            statement = statement.where(column == params[name])
+    return keyset_page(
+        request.dbsession, statement, Hold.id, params["limit"], params.get("after"), serialize_hold
+    )
+
+
+@api_view(route_name="holds", request_method="POST", permission="hold")
+def place_hold(request):
+    body = request.openapi_validated.body
+    session = request.dbsession
+    # booknexus.circulation.locks: the borrower first (their hold count), then the book, whose row lock
+    # orders the queue: concurrent holds take positions one after another.
+    user = lock_borrower(session, body["userId"])
+    book = get_book(session, body["bookId"], for_update=True)
+    actor = request.authenticated_userid
+    settle_for(request, book)
+    ensure_may_hold(session, user.id, book.id, rules(request))
+    hold = Hold(user_id=user.id, book_id=book.id, status=WAITING, placed_at=utcnow())
+    session.add(hold)
+    session.flush()
+    eventlog.append(session, hold, eventlog.PLACED, actor=actor)
+    # a free copy goes to the first in the queue: this hold, if nobody waits ahead of it
+    settle_for(request, book)
+    request.response.status_int = 201
+    return with_position(request, hold.id)
+
+
+@api_view(route_name="hold", request_method="GET", permission="view")
+def show_hold(request):
+    return with_position(request, path_id(request))
+
+
+@api_view(route_name="hold", request_method="DELETE", permission="cancel")
+def cancel_hold(request):
+    session = request.dbsession
+    hold_id = path_id(request)
+    book = lock_book_of(session, Hold, hold_id)
+    if book is None:
+        raise not_found("hold", hold_id)
+    actor = request.authenticated_userid
+    settle_for(request, book)  # a lapsed hold is expired, not cancelled
+    hold = session.get(Hold, hold_id, with_for_update=True, populate_existing=True)
+    if hold is None:  # deleted with its user while we waited for the lock
+        raise not_found("hold", hold_id)
+    if hold.status not in OPEN:
+        raise ApiError(
+            409, "hold_ended", f"Hold {hold.id} is {hold.status} already.", {"status": hold.status}
+        )
+    hold.status = CANCELLED
+    hold.ended_at = utcnow()
+    session.flush()
+    eventlog.append(session, hold, eventlog.CANCELLED, actor=actor)
+    settle_for(request, book)  # a ready hold's copy goes to the next in line
+    return HTTPNoContent()
