@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,13 @@ run: $(STAMP)
 	$(BIN)/booknexus-demo-data development.ini
 	$(BIN)/pserve development.ini
 
-## test: the whole suite, on SQLite and PostgreSQL
+## test: the whole suite, on SQLite and PostgreSQL, on every core (pytest-xdist)
 test: $(STAMP)
-	$(BIN)/pytest tests $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto tests $(PYTEST_ARGS)
+
+## test-fast: the functional suite alone, without real servers, races, fuzzing or big data
+test-fast: $(STAMP)
+	$(BIN)/pytest -n auto -m "not slow" tests $(PYTEST_ARGS)
 
 ## bench: ratios against same-run baselines on PostgreSQL; prints a table, writes bench/results.json
 bench: $(STAMP)

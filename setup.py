@@ -5,12 +5,15 @@ requires = [
     "waitress>=3.0",
     "SQLAlchemy>=2.0",
     "alembic>=1.13",
-    "zope.sqlalchemy>=3.1",
+    "zope.sqlalchemy>=3.1,<5",
     "transaction>=4.0",
     "pyramid_tm>=2.5",
     "pyramid_retry>=2.1",
     "psycopg[binary]>=3.1",
-    "pyramid_openapi3>=0.19",
+    # booknexus.web.validation hands pyramid_openapi3 openapi-core's own result types:
+    # ranges it was tested with (tests/test_hot_path.py fails loudly if the types change)
+    "pyramid_openapi3>=0.19,<0.23",
+    "openapi-core>=0.19,<0.24",
     "argon2-cffi>=23.1",
     "fastjsonschema>=2.19",
     "limits>=5.0",  # failed-login throttle
@@ -19,6 +22,7 @@ requires = [
 
 tests_require = [
     "pytest>=8.0",
+    "pytest-xdist>=3.5",  # make test runs on every core
     "webtest>=3.0",
     "hypothesis>=6.100",
     "schemathesis>=4.0",

@@ -16,7 +16,7 @@ from pyramid.paster import get_appsettings
 from sqlalchemy import pool
 
 from alembic import context
-from booknexus.models import Base
+from booknexus.models import Base, in_the_models
 from booknexus.operations.foreign_keys import (
     sqlite_foreign_key_violations,
     sqlite_foreign_keys_off,
@@ -85,6 +85,7 @@ def migrate_postgresql(engine):
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
+            include_object=in_the_models,
             transaction_per_migration=True,
         )
         with context.begin_transaction():
@@ -96,6 +97,7 @@ def migrate_sqlite(engine):
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
+            include_object=in_the_models,
             render_as_batch=True,
             # our connect hook makes SQLite's DDL transactional: one run, one transaction
             transactional_ddl=True,

@@ -6,4 +6,36 @@ from booknexus.circulation.eventlog.models import CheckoutEvent, HoldEvent
 from booknexus.circulation.models import Checkout, Hold
 from booknexus.web.schema import Base
 
-__all__ = ["Base", "Book", "Checkout", "CheckoutEvent", "Hold", "HoldEvent", "Token", "User"]
+# Kept by the database itself, outside the ORM: search machinery (revisions 0007, 0008) and
+# SQLite's mark for the capture triggers (0006). Autogenerate's comparison leaves them be.
+DATABASE_ONLY = {
+    "tables": {"SearchWords", "BookSearch", "BookSearchWords", "LogWriter"},
+    "table_prefixes": ("BookSearch_",),  # FTS5's shadow tables
+    "columns": {("Books", "searchWords")},
+    "indexes": {"ix_Books_isbn_digits", "ix_Books_searchWords", "ix_Books_titleWords"},
+}
+
+
+def in_the_models(object_, name, type_, reflected, compare_to) -> bool:
+    """Alembic's ``include_object``: False for what the database keeps outside the ORM."""
+    if type_ == "table":
+        return name not in DATABASE_ONLY["tables"] and not name.startswith(DATABASE_ONLY["table_prefixes"])
+    if type_ == "column":
+        return (object_.table.name, name) not in DATABASE_ONLY["columns"]
+    if type_ == "index":
+        return name not in DATABASE_ONLY["indexes"]
+    return True
+
+
+__all__ = [
+    "DATABASE_ONLY",
+    "in_the_models",
+    "Base",
+    "Book",
+    "Checkout",
+    "CheckoutEvent",
+    "Hold",
+    "HoldEvent",
+    "Token",
+    "User",
+]

@@ -9,7 +9,6 @@ Tests that need real commits (concurrency, startup, migrations) take a fresh dat
 import contextlib
 import json
 import os
-import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 import webtest
 from alembic.config import Config
 from sqlalchemy.engine import make_url
+from webtest.http import StopableWSGIServer
 
 import booknexus
 from alembic import command
@@ -260,19 +260,18 @@ def testapp(app, dbconnection, dbsession):
 
 
 class Served:
-    """A real waitress server on 127.0.0.1 in a thread, over its own database."""
+    """A real waitress server on 127.0.0.1 in a thread, over its own database (WebTest's
+    StopableWSGIServer: a waitress server that shuts down without racing its own loop)."""
 
     def __init__(self, app, token: str | None = None, threads: int = 8):
-        import waitress.server
-
         self.app = app
-        self.server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=threads)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.server = StopableWSGIServer.create(
+            app, host="127.0.0.1", threads=threads, expose_tracebacks=False
+        )
+        self.url = self.server.application_url.rstrip("/")
         self.headers = {"Content-Type": "application/json"}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
 
     def request(self, method: str, path: str, body=None) -> tuple[int, dict | None]:
         data = json.dumps(body).encode() if body is not None else None
@@ -286,8 +285,8 @@ class Served:
                 return error.code, json.loads(error.read())
 
     def close(self) -> None:
-        self.server.close()
-        self.thread.join(timeout=5)
+        self.server.shutdown()
+        self.server.runner.join(timeout=5)
         close_app(self.app)
 
 

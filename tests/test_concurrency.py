@@ -4,6 +4,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 
 def fire_at_once(count: int, call):
     barrier = threading.Barrier(count)

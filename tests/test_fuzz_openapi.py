@@ -15,6 +15,8 @@ from schemathesis.specs.openapi import checks as oa_checks
 
 import booknexus
 
+pytestmark = pytest.mark.slow
+
 CHECKS = [
     st_checks.not_a_server_error,
     oa_checks.status_code_conformance,

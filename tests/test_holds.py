@@ -357,6 +357,7 @@ def test_expire_holds_command_for_cron(backend, fresh_database):
             session.add(hold_)
             session.flush()
             eventlog.append(session, hold_, eventlog.PLACED, actor=None)
+        lapsed_id, waiting_id = lapsed.id, waiting.id
     engine.dispose()
     result = subprocess.run(
         [sys.executable, "-m", "booknexus.operations.scripts.expire_holds", str(ROOT / "development.ini")],
@@ -370,6 +371,6 @@ def test_expire_holds_command_for_cron(backend, fresh_database):
     engine = sa.create_engine(url)
     with sa.orm.Session(engine) as session:
         statuses = dict(session.execute(sa.select(Hold.id, Hold.status)).all())
-        assert statuses == {lapsed.id: "expired", waiting.id: "ready"}
+        assert statuses == {lapsed_id: "expired", waiting_id: "ready"}
         assert not any(compare_all(session))
     engine.dispose()

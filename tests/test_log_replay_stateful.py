@@ -6,6 +6,7 @@ aside for someone else, already returned, renewal limit, someone waiting, alread
 unknown ids) and that every freed copy goes to the first in the queue.
 """
 
+import pytest
 import sqlalchemy as sa
 import webtest
 from conftest import bearer, issue_token
@@ -22,6 +23,8 @@ from hypothesis.stateful import (
 )
 
 from booknexus.circulation.eventlog.projection import compare_all
+
+pytestmark = pytest.mark.slow
 
 MAX_RENEWALS = 2  # booknexus.max_renewals in app_settings
 MAX_LOANS, MAX_HOLDS = 10, 5

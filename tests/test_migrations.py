@@ -15,6 +15,8 @@ from booknexus.circulation.eventlog.projection import compare
 from booknexus.operations.foreign_keys import checkout_foreign_keys, problems
 from booknexus.web.db import DATABASE_URL_ENV, get_engine
 
+pytestmark = pytest.mark.slow
+
 FK_STATES = ["absent", "sequelize", "duplicate", "hand_named", "cascade"]
 
 REFERENCES = {
@@ -300,3 +302,23 @@ def test_concurrent_upgrades_migrate_once(empty_database, tmp_path):
     assert sum("Running upgrade 0002 -> 0003" in out for out in outputs) == 1, outputs
     purged = query(url, "SELECT count(*) FROM \"CheckoutEvents\" WHERE type = 'purged'")[0][0]
     assert purged == len(ORPHANS)
+
+
+def test_rolling_back_an_adopted_legacy_database_keeps_the_librarys_data(backend, empty_database):
+    """An operator rolling back a failed deploy: `alembic downgrade base` on a database the old
+    back end made leaves its users, books and loans in place; upgrading adopts them again."""
+    url = empty_database(backend)
+    build_legacy(url, "sequelize")
+    migrate(url)
+    downgrade(url, "base")
+    assert query(url, 'SELECT count(*) FROM "Users"') == [(3,)]
+    assert query(url, 'SELECT count(*) FROM "Books"') == [(3,)]
+    kept = query(url, 'SELECT id FROM "Checkouts" ORDER BY id')
+    assert kept == [(1,), (2,), (5,)]  # the orphans were purged by 0003, and logged
+    engine = sa.create_engine(url)
+    tables = set(sa.inspect(engine).get_table_names())
+    engine.dispose()
+    assert "CheckoutEvents" not in tables and "Holds" not in tables  # what BookNexus made is gone
+    migrate(url)
+    assert not head_state(url)["drift"]
+    assert query(url, 'SELECT count(*) FROM "Checkouts"') == [(3,)]

@@ -21,6 +21,8 @@ from booknexus.circulation.eventlog.streams import CHECKOUTS, HOLDS
 from booknexus.operations.repair import EDGES
 from booknexus.web.db import DATABASE_URL_ENV, get_engine
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def start_app():

@@ -19,6 +19,8 @@ from sqlalchemy.engine import make_url
 from booknexus.operations.repair import REPAIR_LOCK_KEY
 from booknexus.web.db import DATABASE_URL_ENV
 
+pytestmark = pytest.mark.slow
+
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.1):
     deadline = time.monotonic() + timeout

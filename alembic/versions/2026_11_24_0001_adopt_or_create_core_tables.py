@@ -9,6 +9,8 @@ Revises:
 Create Date: 2026-11-24
 """
 
+import logging
+
 import sqlalchemy as sa
 
 from alembic import op
@@ -17,6 +19,8 @@ revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+log = logging.getLogger("alembic.runtime.migration")
 
 TIMESTAMP = sa.DateTime(timezone=True)
 
@@ -95,5 +99,12 @@ def upgrade():
 
 
 def downgrade():
+    # A table holding rows may predate BookNexus (an adopted legacy database): rolling back
+    # must not destroy the library's own data. Empty tables go; the others stay, as found,
+    # and upgrading again adopts them as it did the first time.
+    connection = op.get_bind()
     for name in reversed(TABLES):
+        if connection.exec_driver_sql(f'SELECT EXISTS (SELECT 1 FROM "{name}")').scalar():
+            log.warning('downgrade 0001: "%s" holds rows: kept (drop it by hand if you mean to)', name)
+            continue
         op.drop_table(name)
