@@ -24,7 +24,11 @@ from serve import baseline_app  # noqa: E402  (bench/, this script's folder)
 
 import booknexus  # noqa: E402
 from booknexus.accounts import tokens  # noqa: E402
-from booknexus.accounts.models import User  # noqa: E402
+
+try:
+    from booknexus.accounts.models import User
+except ImportError:  # a checkout from before the packages followed the library's boundaries
+    from booknexus.users.models import User
 
 BATCHES = int(os.environ.get("BENCH_CPU_BATCHES", 7))
 PER_BATCH = int(os.environ.get("BENCH_CPU_REQUESTS", 200))

@@ -149,8 +149,10 @@ def test_conflicts_have_stable_codes(testapp):
     other = make_book(testapp, copies=2)
     checkout(testapp, user, other)
     assert error_code_of(hold(testapp, user, other, status=409)) == "already_on_loan"
-    testapp.post_json("/holds", {"userId": 999999, "bookId": book["id"]}, status=404)
-    testapp.post_json("/holds", {"userId": user["id"], "bookId": 999999}, status=404)
+    nobody = testapp.post_json("/holds", {"userId": 999999, "bookId": book["id"]}, status=404).json["error"]
+    assert (nobody["code"], nobody["details"]) == ("user_not_found", {"id": 999999})
+    nothing = testapp.post_json("/holds", {"userId": user["id"], "bookId": 999999}, status=404).json["error"]
+    assert (nothing["code"], nothing["details"]) == ("book_not_found", {"id": 999999})
 
 
 def error_code_of(body: dict) -> str:
@@ -296,9 +298,9 @@ def test_list_holds_filters_and_pages(testapp):
     page = testapp.get("/holds", {**since, "limit": 2}).json
     assert page["next"] == placed[1]["id"]
     assert [h["position"] for h in page["items"]] == [None, 1]
-    testapp.get("/holds", {"status": "lost"}, status=400)
-    testapp.get("/holds/999999", status=404)
-    testapp.get("/holds/999999/events", status=404)
+    assert error_code(testapp.get("/holds", {"status": "lost"}, status=400)) == "invalid_request"
+    assert error_code(testapp.get("/holds/999999", status=404)) == "hold_not_found"
+    assert error_code(testapp.get("/holds/999999/events", status=404)) == "hold_not_found"
 
 
 def test_hold_log_is_append_only(testapp, dbconnection):
@@ -319,7 +321,8 @@ def test_last_librarian_cannot_be_deleted_or_demoted(testapp):
     testapp.patch_json(f"/users/{colleague['id']}", {"role": "member"}, status=200)
     testapp.patch_json(f"/users/{colleague['id']}", {"role": "librarian"}, status=200)
     testapp.delete(f"/users/{colleague['id']}", status=204)
-    testapp.delete(f"/users/{me}", status=409)
+    last = testapp.delete(f"/users/{me}", status=409).json["error"]
+    assert (last["code"], last["details"]) == ("last_librarian", {"userId": me})
 
 
 def test_expire_holds_command_for_cron(backend, fresh_database):

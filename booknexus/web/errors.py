@@ -5,6 +5,7 @@ shape here, so a client never sees an HTML page or a traceback.
 """
 
 import logging
+import re
 
 from pyramid.exceptions import PredicateMismatch
 from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPNotFound
@@ -56,9 +57,18 @@ def request_validation_error(exc, request):
     return error_response(request, 400, "invalid_request", "The request is not valid.", details)
 
 
+REQUIRED = re.compile(r"^'([^']+)' is a required property$")
+UNEXPECTED = re.compile(r"^Additional properties are not allowed \('([^']+)' was unexpected\)$")
+
+
 def _without_secrets(error: dict) -> dict:
-    """A validation error as the client sees it, never echoing a password or a raw body."""
+    """A validation error as the client sees it, never echoing a password or a raw body.
+    A missing or unexpected property is named as the field (pyramid_openapi3 names the
+    object's first property for the one, and nothing for the other)."""
     detail = {key: error[key] for key in ("field", "message") if key in error}
+    named = REQUIRED.match(detail.get("message", "")) or UNEXPECTED.match(detail.get("message", ""))
+    if named:
+        detail["field"] = named.group(1)
     message = detail.get("message", "")
     if "password" in detail.get("field", "") or "password" in message:
         detail["message"] = "Invalid password field (its value is not repeated here)."
