@@ -4,8 +4,9 @@ The bearer is found by ``request.bearer_identity`` (``booknexus.accounts.identit
 concept describes its own resources (``accounts.resources``, ``circulation.resources``).
 Principals: ``user:<id>`` and ``role:<role>`` for the bearer of a valid token.
 - anonymous: health, the catalogue (GET /books, GET /books/{id}), logging in, the API docs;
-- member: their own user (read, update except role and password), their own checkouts,
-  holds and events (read), checking out, renewing, placing and cancelling holds for themselves;
+- member: their own user (read; update, but not the role, and the password only with the
+  current one), their own checkouts, holds and events (read), checking out, renewing,
+  placing and cancelling holds for themselves;
 - librarian: everything (ALL_PERMISSIONS).
 Every view without an explicit permission needs ``manage``, which only librarians have, so
 a new route is closed until a rule opens it.
