@@ -276,3 +276,22 @@ def test_deleting_a_reader_races_their_returns_and_the_queues_without_deadlock(s
         assert served.request("GET", f"/checkouts?userId={doomed['id']}")[1]["items"] == []
         assert served.request("GET", f"/holds?userId={doomed['id']}")[1]["items"] == []
     assert deadlocks(served) == 0
+
+
+def test_librarians_removed_at_once_wait_in_one_order(serve):
+    """Two librarians deleted at the same moment, each deletion checking the other librarians
+    (the last-librarian rule): both go, and neither waits for the other in a circle, because
+    every deletion locks the user and all librarians in id order (the lock order's step 1)."""
+    served = serve("postgresql", **{"retry.attempts": "1"})  # a deadlock must show, not be retried
+    for round_ in range(10):
+        pair = [
+            served.request(
+                "POST",
+                "/users",
+                {"name": "Colleague", "email": f"c{round_}-{i}@example.org", "role": "librarian"},
+            )[1]
+            for i in range(2)
+        ]
+        results = fire_at_once(2, lambda i, pair=pair: served.request("DELETE", f"/users/{pair[i]['id']}"))
+        assert [status for status, _ in results] == [204, 204], results
+    assert deadlocks(served) == 0
