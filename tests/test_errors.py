@@ -1,11 +1,16 @@
 """One error contract: every failure is JSON with the right 4xx/5xx, never HTML or a 500."""
 
+import threading
+
+import pyramid.testing
 import pytest
+import sqlalchemy as sa
 import webtest
 from conftest import app_settings, bearer, close_app, librarian_token, started
 from helpers import make_book, make_user
 
 import booknexus
+from booknexus.web.errors import database_unavailable
 
 
 def assert_error(response, status: int, code: str) -> dict:
@@ -127,3 +132,34 @@ def test_failed_requests_return_their_connections(backend, fresh_database):
         assert app.registry["dbengine"].pool.checkedout() == 0
     finally:
         close_app(app)
+
+
+def test_a_conflict_that_outlives_its_retries_is_a_409_not_an_outage(fresh_database):
+    """A real deadlock between two PostgreSQL transactions, as pyramid_retry hands it over
+    once its attempts are spent: the database is up, so the answer is 409 conflict."""
+    engine = sa.create_engine(fresh_database("postgresql"))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE pair (id int PRIMARY KEY)")
+        connection.exec_driver_sql("INSERT INTO pair VALUES (1), (2)")
+    both_hold_one = threading.Barrier(2)
+    lost = []
+
+    def take(first: int, second: int) -> None:
+        with engine.connect() as connection, connection.begin():
+            connection.exec_driver_sql(f"SELECT * FROM pair WHERE id = {first} FOR UPDATE")
+            both_hold_one.wait()
+            try:
+                connection.exec_driver_sql(f"SELECT * FROM pair WHERE id = {second} FOR UPDATE")
+            except sa.exc.OperationalError as exc:
+                lost.append(exc)
+
+    threads = [threading.Thread(target=take, args=pair) for pair in ((1, 2), (2, 1))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    engine.dispose()
+    assert len(lost) == 1 and lost[0].orig.sqlstate == "40P01"  # deadlock detected
+    response = database_unavailable(lost[0], pyramid.testing.DummyRequest())
+    assert response.status_int == 409 and response.headers["Retry-After"] == "1"
+    assert response.json_body["error"]["code"] == "conflict"
