@@ -50,6 +50,7 @@ setup(
             "booknexus-fix-fk = booknexus.operations.scripts.fix_fk:main",
             "booknexus-create-librarian = booknexus.operations.scripts.create_librarian:main",
             "booknexus-expire-holds = booknexus.operations.scripts.expire_holds:main",
+            "booknexus-anonymise = booknexus.operations.scripts.anonymise:main",
         ],
     },
 )

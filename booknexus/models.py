@@ -6,13 +6,23 @@ from booknexus.circulation.eventlog.models import CheckoutEvent, HoldEvent
 from booknexus.circulation.models import Checkout, Hold
 from booknexus.web.schema import Base
 
-# Kept by the database itself, outside the ORM: search machinery (revisions 0007, 0008) and
-# SQLite's mark for the capture triggers (0006). Autogenerate's comparison leaves them be.
+# Kept by the database itself, outside the ORM: search machinery (revisions 0007, 0008),
+# SQLite's marks for the capture triggers (0006) and for anonymisation (0010), and the
+# retention policy's partial indexes, whose predicates name the anonymous reader's id (0010).
+# Autogenerate's comparison leaves them be.
 DATABASE_ONLY = {
-    "tables": {"SearchWords", "BookSearch", "BookSearchWords", "LogWriter"},
+    "tables": {"SearchWords", "BookSearch", "BookSearchWords", "LogWriter", "Anonymising"},
     "table_prefixes": ("BookSearch_",),  # FTS5's shadow tables
     "columns": {("Books", "searchWords")},
-    "indexes": {"ix_Books_isbn_digits", "ix_Books_searchWords", "ix_Books_titleWords"},
+    "indexes": {
+        "ix_Books_isbn_digits",
+        "ix_Books_searchWords",
+        "ix_Books_titleWords",
+        "ix_Checkouts_returnedAt_named",
+        "ix_Holds_endedAt_named",
+        "ix_CheckoutEvents_occurredAt_ended_named",
+        "ix_HoldEvents_occurredAt_ended_named",
+    },
 }
 
 

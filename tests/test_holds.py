@@ -334,7 +334,7 @@ def test_expire_holds_command_for_cron(backend, fresh_database):
         connection.execute(
             sa.text(
                 'INSERT INTO "Users" (id, name, email, role, "createdAt", "updatedAt") VALUES '
-                "(1, 'A', 'a@x.org', 'member', :now, :now), (2, 'B', 'b@x.org', 'member', :now, :now)"
+                "(101, 'A', 'a@x.org', 'member', :now, :now), (102, 'B', 'b@x.org', 'member', :now, :now)"
             ),
             {"now": now},
         )
@@ -348,14 +348,14 @@ def test_expire_holds_command_for_cron(backend, fresh_database):
     session = sa.orm.Session(engine)
     with session.begin():
         lapsed = Hold(
-            user_id=1,
+            user_id=101,
             book_id=1,
             status="ready",
             placed_at=now - timedelta(days=9),
             ready_at=now - timedelta(days=8),
             expires_at=now - timedelta(days=1),
         )
-        waiting = Hold(user_id=2, book_id=1, status="waiting", placed_at=now - timedelta(days=8))
+        waiting = Hold(user_id=102, book_id=1, status="waiting", placed_at=now - timedelta(days=8))
         for hold_ in (lapsed, waiting):
             session.add(hold_)
             session.flush()

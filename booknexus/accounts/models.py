@@ -2,11 +2,15 @@
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from booknexus.web.schema import Base, UTCDateTime, utcnow
 from booknexus.web.security import MEMBER
+
+# The one account closed loans and holds are handed to when their reader is anonymised
+# (revision 0010): it cannot log in, be edited or deleted, and is listed only when asked for.
+ANONYMOUS_READER = "anonymous"
 
 
 class User(Base):
@@ -22,6 +26,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default=MEMBER, server_default=MEMBER)
     # Argon2id hash; legacy users have none until a librarian sets a password
     password_hash: Mapped[str | None] = mapped_column("passwordHash", String(255))
+    # the reader opted in to keep their reading history past the retention policy
+    keep_history: Mapped[bool] = mapped_column("keepHistory", default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column("createdAt", UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column("updatedAt", UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -215,6 +215,9 @@ def _rebuild_sqlite(op) -> list[str]:
         "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'Checkouts'), 0), "
         'coalesce((SELECT max(id) FROM "Checkouts"), 0))'
     ).scalar_one()
+    # the logs' triggers name "Checkouts": the rename that ends the rebuild must not check them
+    # against a table that is, for that moment, missing
+    connection.exec_driver_sql("PRAGMA legacy_alter_table = ON")
     with op.batch_alter_table(
         "Checkouts",
         copy_from=checkouts_table(),
@@ -222,6 +225,7 @@ def _rebuild_sqlite(op) -> list[str]:
         table_kwargs={"sqlite_autoincrement": True},
     ):
         pass
+    connection.exec_driver_sql("PRAGMA legacy_alter_table = OFF")
     connection.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = 'Checkouts'")
     connection.exec_driver_sql(
         f"INSERT INTO sqlite_sequence (name, seq) VALUES ('Checkouts', {int(high_water)})"

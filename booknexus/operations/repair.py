@@ -20,6 +20,7 @@ On PostgreSQL the whole decision runs under a transaction-scoped advisory lock: 
 process starting at the same time waits, then finds the repair done, so it runs once.
 """
 
+import json
 import logging
 
 from sqlalchemy import TextClause, text
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from booknexus.circulation.eventlog import capture
 from booknexus.circulation.eventlog.capture import CAPTURED
-from booknexus.circulation.eventlog.streams import ENDING, Stream
+from booknexus.circulation.eventlog.streams import ANONYMISED, ENDING, Stream
 from booknexus.operations.cleanup import CleanupReport, run_cleanup
 from booknexus.operations.foreign_keys import checkout_foreign_keys, problems
 
@@ -45,10 +46,11 @@ def edges(stream: Stream) -> TextClause:
            (SELECT e.type FROM {events} e WHERE e.{key} = newest.id ORDER BY e.id DESC LIMIT 1),
            last.{key},
            last.type,
+           last.data,
            EXISTS (SELECT 1 FROM {records} r WHERE r.id = last.{key})
     FROM (SELECT 1) AS one
     LEFT JOIN (SELECT id FROM {records} ORDER BY id DESC LIMIT 1) AS newest ON true
-    LEFT JOIN (SELECT {key}, type FROM {events} ORDER BY id DESC LIMIT 1) AS last ON true
+    LEFT JOIN (SELECT {key}, type, data FROM {events} ORDER BY id DESC LIMIT 1) AS last ON true
 """)
 
 
@@ -57,12 +59,16 @@ EDGES = {stream: edges(stream) for stream in CAPTURED}
 
 def log_out_of_step(session: Session, stream: Stream) -> str | None:
     """The O(1) sign: None when the edges of the table and its log agree."""
-    newest, newest_event, last_logged, last_type, last_exists = session.execute(EDGES[stream]).one()
+    edges = session.execute(EDGES[stream]).one()
+    newest, newest_event, last_logged, last_type, last_data, last_exists = edges
     kind = stream.name[:-1]
     if newest is not None and (newest_event is None or newest_event in ENDING):
         return f"the newest {kind} ({newest}) is not live in the log"
-    if last_logged is not None and (last_type not in ENDING) != bool(last_exists):
-        state = "live" if last_type not in ENDING else "ended"
+    if isinstance(last_data, str):  # SQLite hands JSON back as text
+        last_data = json.loads(last_data)
+    ended = last_type in ENDING or (last_type == ANONYMISED and (last_data or {}).get("gone"))
+    if last_logged is not None and (not ended) != bool(last_exists):
+        state = "live" if not ended else "ended"
         return f"the log's last event ({last_type}) has {kind} {last_logged} {state}; the table disagrees"
     return None
 

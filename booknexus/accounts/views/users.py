@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from booknexus.accounts import tokens
 from booknexus.accounts.events import UserDeleted
-from booknexus.accounts.models import User
+from booknexus.accounts.models import ANONYMOUS_READER, User
 from booknexus.accounts.passwords import hash_password, verify_password
 from booknexus.accounts.queries import (
     ensure_not_last_librarian,
@@ -22,9 +22,20 @@ def serialize_user(user: User) -> dict:
         "name": user.name,
         "email": user.email,
         "role": user.role,
+        "keepHistory": user.keep_history,
         "createdAt": user.created_at,
         "updatedAt": user.updated_at,
     }
+
+
+def ensure_not_the_anonymous_reader(user: User) -> None:
+    if user.role == ANONYMOUS_READER:
+        raise ApiError(
+            409,
+            "anonymous_reader",
+            "The anonymous reader holds anonymised history; it cannot be changed or deleted.",
+            {"userId": user.id},
+        )
 
 
 def ensure_email_free(request, email: str, user_id: int | None = None) -> None:
@@ -36,9 +47,10 @@ def ensure_email_free(request, email: str, user_id: int | None = None) -> None:
 @api_view(route_name="users", request_method="GET")
 def list_users(request):
     params = query_params(request)
+    users = select(User) if params.get("anonymous") else select(User).where(User.role != ANONYMOUS_READER)
     return keyset_page(
         request.dbsession,
-        select(User),
+        users,
         User.id,
         params["limit"],
         params.get("after"),
@@ -73,13 +85,19 @@ def update_user(request):
         user = lock_user_and_librarians(request.dbsession, path_id(request))
     else:
         user = get_user(request.dbsession, path_id(request))
+    ensure_not_the_anonymous_reader(user)
     if body.get("role", user.role) != user.role:
         ensure_not_last_librarian(request.dbsession, user)
     if "email" in body:
         ensure_email_free(request, body["email"], user.id)
-    for field in ("name", "email", "role"):
+    for field, attribute in (
+        ("name", "name"),
+        ("email", "email"),
+        ("role", "role"),
+        ("keepHistory", "keep_history"),
+    ):
         if field in body:
-            setattr(user, field, body[field])
+            setattr(user, attribute, body[field])
     if "password" in body:
         change_password(request, user, body["password"], body.get("currentPassword"))
     request.dbsession.flush()
@@ -117,6 +135,7 @@ def delete_user(request):
     # the user and every librarian first (booknexus.circulation.locks, step 1): circulation
     # then locks their books and removes their loans and holds (UserDeleted)
     user = lock_user_and_librarians(session, path_id(request))
+    ensure_not_the_anonymous_reader(user)
     ensure_not_last_librarian(session, user)
     request.registry.notify(UserDeleted(user, request))
     session.delete(user)

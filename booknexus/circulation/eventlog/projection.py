@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from booknexus.circulation.eventlog.streams import CHECKOUTS, ENDING, STREAMS, Stream
+from booknexus.circulation.eventlog.streams import ANONYMISED, CHECKOUTS, ENDING, STREAMS, Stream
 
 BATCH = 10_000
 
@@ -28,6 +28,8 @@ def replay(session: Session, stream: Stream = CHECKOUTS) -> dict[int, dict]:
         if type_ in ENDING:
             state.pop(record_id, None)
             continue
+        if type_ == ANONYMISED and (data.get("gone") or record_id not in state):
+            continue  # a record already gone: nothing to replay
         state[record_id] = {
             "userId": user_id,
             "bookId": book_id,

@@ -25,6 +25,9 @@ DELETED = "deleted"  # the record is gone (by the app, or by hand: reason "exter
 PURGED = "purged"  # an orphan removed by the cleanup or the FK migration
 IMPORTED = "imported"  # a record that existed before its log did (or was inserted by hand)
 UPDATED = "updated"  # a record changed by hand (reason "external")
+# its reader replaced by the anonymous one (reason "policy", "erasure" or "reader_choice"); a
+# record still in its table keeps its state, one already gone is marked ``"gone": true``
+ANONYMISED = "anonymised"
 ENDING = (DELETED, PURGED)  # after these the record no longer exists
 
 
