@@ -51,6 +51,19 @@ MATRIX = {
         {ANON: 401, SELF: 200, OTHER: 403, LIB: 200},
     ),
     ("DELETE", "/users/{id}"): (("/users/{user}", None), {ANON: 401, SELF: 403, OTHER: 403, LIB: 204}),
+    ("GET", "/users/{id}/history"): (
+        ("/users/{user}/history", None),
+        {ANON: 401, SELF: 200, OTHER: 403, LIB: 200},
+    ),
+    ("GET", "/users/{id}/export"): (
+        ("/users/{user}/export", None),
+        {ANON: 401, SELF: 200, OTHER: 403, LIB: 200},
+    ),
+    # the member has a book out: a librarian is let in, and refused by the rule (409 open_loans)
+    ("POST", "/users/{id}/erasure"): (
+        ("/users/{user}/erasure", None),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 409},
+    ),
     ("GET", "/books"): (("/books", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
     ("POST", "/books"): (
         ("/books", {"title": "T", "author": "A"}),

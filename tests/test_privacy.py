@@ -236,3 +236,90 @@ def test_the_job_run_twice_at_once_anonymises_each_record_once(fresh_database):
     with sa.orm.Session(engine) as session:
         assert not compare(session, CHECKOUTS)
     engine.dispose()
+
+
+def test_a_readers_history_newest_first_and_paged(library):
+    url, app, client, hand = library
+    reader = make_user(client)
+    titles = [f"Title {n}" for n in range(3)]
+    books = [make_book(client, title=title, copies=1) for title in titles]
+    loans = [checkout(client, reader, book) for book in books[:2]]
+    client.post(f"/checkouts/{loans[0]['id']}/return", status=200)
+    placed = hold(client, reader, books[2])
+    me = as_reader(app, hand, reader["id"])
+    seen, after = [], None
+    while True:
+        page = me.get(
+            f"/users/{reader['id']}/history", {"limit": 2, **({"after": after} if after else {})}
+        ).json
+        seen += page["items"]
+        after = page["next"]
+        if after is None:
+            break
+    assert [(item["kind"], item["id"], item["title"]) for item in seen] == [
+        ("hold", placed["id"], "Title 2"),
+        ("loan", loans[1]["id"], "Title 1"),
+        ("loan", loans[0]["id"], "Title 0"),
+    ]
+    assert [item["status"] for item in seen] == ["ready", "open", "returned"]
+    bad = me.get(f"/users/{reader['id']}/history", {"after": "bm9wZQ"}, status=400).json["error"]
+    assert (bad["code"], bad["details"]) == ("invalid_value", {"field": "after"})
+
+
+def test_erasure_is_refused_with_books_out_and_erases_without(library):
+    url, app, client, hand = library
+    reader, other = make_user(client), make_user(client)
+    book, wanted = make_book(client, copies=1), make_book(client, copies=1)
+    out = checkout(client, reader, book)
+    checkout(client, other, wanted)
+    waiting = hold(client, reader, wanted)
+    refused = client.post(f"/users/{reader['id']}/erasure", status=409).json["error"]
+    assert refused["code"] == "open_loans"
+    assert [loan["id"] for loan in refused["details"]["loans"]] == [out["id"]]
+    exported = as_reader(app, hand, reader["id"]).get(f"/users/{reader['id']}/export").json
+    assert exported["user"]["email"] == reader["email"]
+    assert [c["id"] for c in exported["checkouts"]] == [out["id"]]
+    assert [h["id"] for h in exported["holds"]] == [waiting["id"]]
+    assert {e["type"] for e in exported["checkoutEvents"]} == {"checked_out"}
+    client.post(f"/checkouts/{out['id']}/return", status=200)
+    client.post(f"/users/{reader['id']}/erasure", status=204)
+    client.get(f"/users/{reader['id']}", status=404)
+    with sa.orm.Session(hand) as session:
+        anonymous = anonymous_reader(session)
+    assert client.get(f"/checkouts/{out['id']}").json["userId"] == anonymous  # the loan stays, anonymised
+    for log, key, record in (("CheckoutEvents", "checkoutId", out), ("HoldEvents", "holdId", waiting)):
+        history = events(hand, log, key, record["id"])
+        assert {user for user, _, _ in history} == {anonymous}
+        assert history[-1][1] == "anonymised" and history[-1][2]["reason"] == "erasure"
+        assert reader["id"] not in [data.get("actor") for _, _, data in history]
+    with hand.connect() as connection:
+        assert (
+            connection.exec_driver_sql(
+                f"SELECT count(*) FROM \"Users\" WHERE email = '{reader['email']}'"
+            ).scalar()
+            == 0
+        )
+    assert drift_free(hand)
+
+
+def test_at_zero_days_a_return_anonymises_its_loan(backend, fresh_database):
+    url = fresh_database(backend)
+    app = started(booknexus.main({}, **app_settings(url, **{"booknexus.privacy.loan_history_days": "0"})))
+    hand = get_engine({"sqlalchemy.url": url})
+    with sa.orm.Session(hand) as session, session.begin():
+        _, token = issue_token(session)
+    client = webtest.TestApp(app, extra_environ=bearer(token))
+    try:
+        reader = make_user(client)
+        loan = checkout(client, reader, make_book(client))
+        returned = client.post(f"/checkouts/{loan['id']}/return").json
+        with sa.orm.Session(hand) as session:
+            anonymous = anonymous_reader(session)
+        assert returned["userId"] == anonymous
+        history = events(hand, "CheckoutEvents", "checkoutId", loan["id"])
+        assert [type_ for _, type_, _ in history] == ["checked_out", "returned", "anonymised"]
+        assert {user for user, _, _ in history} == {anonymous}
+        assert drift_free(hand)
+    finally:
+        hand.dispose()
+        close_app(app)

@@ -3,7 +3,7 @@
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from booknexus.accounts.models import User
+from booknexus.accounts.models import ANONYMOUS_READER, User
 from booknexus.web.errors import ApiError, not_found
 from booknexus.web.security import LIBRARIAN
 
@@ -47,3 +47,13 @@ def lock_user_and_librarians(session: Session, user_id: int) -> User:
     if user is None:
         raise not_found("user", user_id)
     return user
+
+
+def ensure_not_the_anonymous_reader(user: User) -> None:
+    if user.role == ANONYMOUS_READER:
+        raise ApiError(
+            409,
+            "anonymous_reader",
+            "The anonymous reader holds anonymised history; it cannot be changed or deleted.",
+            {"userId": user.id},
+        )

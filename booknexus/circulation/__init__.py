@@ -5,6 +5,7 @@ under a book's row lock (the lock order: ``booknexus.circulation.locks``)."""
 def includeme(config):
     config.include(".rules")  # the loan rules, read from the settings once
     config.include(".stock")  # what the catalogue shows of a book's copies on loan and set aside
+    config.include(".privacy")  # the retention policy, read from the settings once
     loans, hold_list = "booknexus.circulation.resources.LoansOf", "booknexus.circulation.resources.HoldsOf"
     checkout, hold = (
         "booknexus.circulation.resources.CheckoutResource",
@@ -20,3 +21,8 @@ def includeme(config):
     config.add_route("hold", "/holds/{id}", factory=hold)
     config.add_route("hold_history", "/holds/{id}/events", factory=hold)
     config.add_route("hold_events", "/hold-events", factory=hold_list)
+    # a reader's own data: their history, its export, its erasure
+    reader = "booknexus.accounts.resources.UserResource"
+    config.add_route("user_history", "/users/{id}/history", factory=reader)
+    config.add_route("user_export", "/users/{id}/export", factory=reader)
+    config.add_route("user_erasure", "/users/{id}/erasure", factory=reader)

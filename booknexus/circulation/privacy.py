@@ -18,7 +18,19 @@ then the records, then the logs), so it is safe to interrupt and to run twice at
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import JSON, String, and_, case, cast, func, literal, literal_column, select, text, update
+from sqlalchemy import (
+    JSON,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
@@ -26,7 +38,13 @@ from booknexus.accounts.models import ANONYMOUS_READER, User
 from booknexus.catalog.models import Book
 from booknexus.circulation.eventlog import capture
 from booknexus.circulation.eventlog.append import append_rows, event_rows, lock_log
-from booknexus.circulation.eventlog.streams import ANONYMISED, CHECKOUTS, ENDING, HOLDS, Stream
+from booknexus.circulation.eventlog.streams import (
+    ANONYMISED,
+    CHECKOUTS,
+    ENDING,
+    HOLDS,
+    Stream,
+)
 from booknexus.circulation.models import OPEN
 from booknexus.web.db import mark_changed
 from booknexus.web.schema import utcnow
@@ -214,3 +232,21 @@ def apply_policy(session_factory, policy: Policy, now: datetime | None = None) -
             if not live and not gone:
                 break
     return counts
+
+
+def policy(request) -> Policy:
+    return request.registry["booknexus.privacy"]
+
+
+def anonymise_on_closing(request, stream: Stream, record_id: int, user) -> None:
+    """At ``0`` days a record is anonymised in the request that closes it (its book and row
+    are locked already), unless its reader keeps their history."""
+    if policy(request).days(stream) != 0 or user is None or user.keep_history:
+        return
+    session = request.dbsession
+    anonymise_records(session, stream, [record_id], anonymous_reader(session), POLICY, None)
+    session.expire_all()  # the rows changed under the ORM's feet
+
+
+def includeme(config):
+    config.registry["booknexus.privacy"] = Policy.from_settings(config.get_settings())

@@ -7,35 +7,15 @@ from booknexus.accounts.models import ANONYMOUS_READER, User
 from booknexus.accounts.passwords import hash_password, verify_password
 from booknexus.accounts.queries import (
     ensure_not_last_librarian,
+    ensure_not_the_anonymous_reader,
     get_user,
     lock_user_and_librarians,
 )
+from booknexus.accounts.serialize import serialize_user
 from booknexus.accounts.throttle import login_throttle
 from booknexus.web.api import api_view, keyset_page, path_id, query_params
 from booknexus.web.errors import ApiError
 from booknexus.web.security import MANAGE, MEMBER
-
-
-def serialize_user(user: User) -> dict:
-    return {
-        "id": user.id,
-        "name": user.name,
-        "email": user.email,
-        "role": user.role,
-        "keepHistory": user.keep_history,
-        "createdAt": user.created_at,
-        "updatedAt": user.updated_at,
-    }
-
-
-def ensure_not_the_anonymous_reader(user: User) -> None:
-    if user.role == ANONYMOUS_READER:
-        raise ApiError(
-            409,
-            "anonymous_reader",
-            "The anonymous reader holds anonymised history; it cannot be changed or deleted.",
-            {"userId": user.id},
-        )
 
 
 def ensure_email_free(request, email: str, user_id: int | None = None) -> None:

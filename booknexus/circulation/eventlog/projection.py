@@ -6,7 +6,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from booknexus.circulation.eventlog.streams import ANONYMISED, CHECKOUTS, ENDING, STREAMS, Stream
+from booknexus.circulation.eventlog.streams import (
+    ANONYMISED,
+    CHECKOUTS,
+    ENDING,
+    STREAMS,
+    Stream,
+)
 
 BATCH = 10_000
 

@@ -3,31 +3,21 @@ from datetime import timedelta
 from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import func, select
 
+from booknexus.accounts.models import User
 from booknexus.catalog.queries import get_book
 from booknexus.circulation.eventlog import append as eventlog
+from booknexus.circulation.eventlog.streams import CHECKOUTS
 from booknexus.circulation.locks import lock_borrower
 from booknexus.circulation.models import FULFILLED, READY, WAITING, Checkout, Hold
+from booknexus.circulation.privacy import anonymise_on_closing
 from booknexus.circulation.queries import lock_book_of
 from booknexus.circulation.queue import settle_for
 from booknexus.circulation.rules import ensure_may_borrow, rules
+from booknexus.circulation.serialize import serialize_checkout
 from booknexus.web.api import api_view, keyset_page, path_id, query_params
 from booknexus.web.errors import ApiError, not_found
 from booknexus.web.schema import isoformat, utcnow
 from booknexus.web.security import MANAGE
-
-
-def serialize_checkout(checkout: Checkout) -> dict:
-    return {
-        "id": checkout.id,
-        "userId": checkout.user_id,
-        "bookId": checkout.book_id,
-        "checkedOutAt": checkout.checked_out_at,
-        "dueAt": checkout.due_at,
-        "returnedAt": checkout.returned_at,
-        "renewals": checkout.renewals,
-        "createdAt": checkout.created_at,
-        "updatedAt": checkout.updated_at,
-    }
 
 
 def lock_open_checkout(request):
@@ -156,6 +146,7 @@ def return_checkout(request):
     eventlog.append(request.dbsession, checkout, eventlog.RETURNED, actor=request.authenticated_userid)
     # the copy goes to the first waiting hold, in this same transaction
     settle_for(request, book)
+    anonymise_on_closing(request, CHECKOUTS, checkout.id, request.dbsession.get(User, checkout.user_id))
     return serialize_checkout(checkout)
 
 

@@ -1,30 +1,11 @@
 from sqlalchemy import exists, select
 
-from booknexus.circulation.eventlog.streams import CHECKOUTS, HOLDS, STREAMS, Stream
+from booknexus.circulation.eventlog.streams import CHECKOUTS, HOLDS, Stream
+from booknexus.circulation.serialize import SERIALIZERS
 from booknexus.web.api import api_view, keyset_page, path_id, query_params
 from booknexus.web.errors import not_found
 
 FILTERS = ("userId", "bookId", "type")
-
-
-def serializer(stream: Stream):
-    key = stream.attribute(stream.key, stream.event)
-
-    def serialize_event(event) -> dict:
-        return {
-            "position": event.id,
-            stream.key: getattr(event, key),
-            "userId": event.user_id,
-            "bookId": event.book_id,
-            "type": event.type,
-            "occurredAt": event.occurred_at,
-            "data": event.data,
-        }
-
-    return serialize_event
-
-
-SERIALIZERS = {stream: serializer(stream) for stream in STREAMS.values()}
 
 
 def events_page(request, stream: Stream, **equal):

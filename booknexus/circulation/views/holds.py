@@ -1,29 +1,20 @@
 from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import select
 
+from booknexus.accounts.models import User
 from booknexus.catalog.queries import get_book
 from booknexus.circulation.eventlog import append as eventlog
+from booknexus.circulation.eventlog.streams import HOLDS
 from booknexus.circulation.locks import lock_borrower
 from booknexus.circulation.models import CANCELLED, OPEN, WAITING, Hold
+from booknexus.circulation.privacy import anonymise_on_closing
 from booknexus.circulation.queries import lock_book_of
 from booknexus.circulation.queue import queue_position, settle_for
 from booknexus.circulation.rules import ensure_may_hold, rules
+from booknexus.circulation.serialize import serialize_hold
 from booknexus.web.api import api_view, keyset_page, path_id, query_params
 from booknexus.web.errors import ApiError, not_found
 from booknexus.web.schema import utcnow
-
-
-def serialize_hold(hold: Hold, position: int | None) -> dict:
-    return {
-        "id": hold.id,
-        "userId": hold.user_id,
-        "bookId": hold.book_id,
-        "status": hold.status,
-        "position": position,
-        "placedAt": hold.placed_at,
-        "readyAt": hold.ready_at,
-        "expiresAt": hold.expires_at,
-    }
 
 
 def with_position(request, hold_id: int) -> dict:
@@ -92,4 +83,5 @@ def cancel_hold(request):
     session.flush()
     eventlog.append(session, hold, eventlog.CANCELLED, actor=actor)
     settle_for(request, book)  # a ready hold's copy goes to the next in line
+    anonymise_on_closing(request, HOLDS, hold.id, session.get(User, hold.user_id))
     return HTTPNoContent()

@@ -1,0 +1,173 @@
+"""A reader's own data: their reading history, its export, and its erasure on request."""
+
+import base64
+import binascii
+import logging
+from datetime import datetime
+
+from pyramid.httpexceptions import HTTPNoContent
+from sqlalchemy import literal, select, union_all
+
+from booknexus.accounts.events import UserDeleted
+from booknexus.accounts.queries import (
+    ensure_not_last_librarian,
+    ensure_not_the_anonymous_reader,
+    get_user,
+    lock_user_and_librarians,
+)
+from booknexus.accounts.serialize import serialize_user
+from booknexus.catalog.models import Book
+from booknexus.circulation.eventlog.streams import CHECKOUTS, HOLDS
+from booknexus.circulation.locks import lock_books_of_user
+from booknexus.circulation.models import OPEN, Checkout, Hold
+from booknexus.circulation.privacy import (
+    anonymise_gone,
+    anonymise_records,
+    anonymous_reader,
+)
+from booknexus.circulation.serialize import SERIALIZERS, serialize_checkout
+from booknexus.web.api import api_view, path_id, query_params
+from booknexus.web.errors import ApiError
+from booknexus.web.schema import isoformat
+
+log = logging.getLogger(__name__)
+ERASURE = "erasure"
+
+
+def _cursor(at: datetime, kind: str, record_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{isoformat(at)}|{kind}|{record_id}".encode()).decode().rstrip("=")
+
+
+def _position(after: str) -> tuple[datetime, str, int]:
+    try:
+        at, kind, record_id = base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode().split("|")
+        return datetime.fromisoformat(at), kind, int(record_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ApiError(
+            400, "invalid_value", "after must be the next of the previous page.", {"field": "after"}
+        ) from None
+
+
+@api_view(route_name="user_history", request_method="GET", permission="view")
+def reading_history(request):
+    """Loans and holds, newest first (by when they began), keyset-paged on (time, kind, id)."""
+    session, params = request.dbsession, query_params(request)
+    user = get_user(session, path_id(request))
+    loans = select(
+        literal("loan").label("kind"),
+        Checkout.id,
+        Checkout.book_id,
+        Checkout.checked_out_at.label("at"),
+        Checkout.returned_at,
+        literal("returned").label("status"),
+    ).where(Checkout.user_id == user.id)
+    holds = select(
+        literal("hold").label("kind"),
+        Hold.id,
+        Hold.book_id,
+        Hold.placed_at.label("at"),
+        Hold.ended_at,
+        Hold.status,
+    ).where(Hold.user_id == user.id)
+    both = union_all(loans, holds).subquery()
+    order = (both.c.at.desc(), both.c.kind.desc(), both.c.id.desc())
+    statement = select(both, Book.title).outerjoin(Book, Book.id == both.c.book_id)
+    if params.get("after"):
+        at, kind, record_id = _position(params["after"])
+        statement = statement.where(
+            (both.c.at < at)
+            | ((both.c.at == at) & ((both.c.kind < kind) | ((both.c.kind == kind) & (both.c.id < record_id))))
+        )
+    limit = params["limit"]
+    rows = session.execute(statement.order_by(*order).limit(limit + 1)).all()
+    items = [
+        {
+            "kind": row.kind,
+            "id": row.id,
+            "bookId": row.book_id,
+            "title": row.title,
+            "at": row.at,
+            "returnedAt": row.returned_at if row.kind == "loan" else None,
+            "status": ("returned" if row.returned_at else "open") if row.kind == "loan" else row.status,
+        }
+        for row in rows[:limit]
+    ]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return {"items": items, "next": _cursor(last.at, last.kind, last.id) if last else None}
+
+
+@api_view(route_name="user_export", request_method="GET", permission="view")
+def export(request):
+    """Everything held about a reader, for a subject access request."""
+    session = request.dbsession
+    user = get_user(session, path_id(request))
+    checkouts = session.scalars(select(Checkout).where(Checkout.user_id == user.id).order_by(Checkout.id))
+    holds = session.scalars(select(Hold).where(Hold.user_id == user.id).order_by(Hold.id))
+    logs = {
+        name: [
+            SERIALIZERS[stream](event)
+            for event in session.scalars(
+                select(stream.event).where(stream.events.c.userId == user.id).order_by(stream.events.c.id)
+            )
+        ]
+        for name, stream in (("checkoutEvents", CHECKOUTS), ("holdEvents", HOLDS))
+    }
+    return {
+        "user": serialize_user(user),
+        "checkouts": [serialize_checkout(checkout) for checkout in checkouts],
+        "holds": [
+            {
+                "id": hold.id,
+                "bookId": hold.book_id,
+                "status": hold.status,
+                "placedAt": hold.placed_at,
+                "endedAt": hold.ended_at,
+            }
+            for hold in holds
+        ],
+        **logs,
+    }
+
+
+@api_view(route_name="user_erasure", request_method="POST")
+def erase(request):
+    """Erasure on request (librarians): refused while the reader has a book out; otherwise
+    every record of theirs is anonymised (reason ``erasure``, the librarian as actor) and the
+    account removed, in one transaction, under the lock order."""
+    session, actor = request.dbsession, request.authenticated_userid
+    user = lock_user_and_librarians(session, path_id(request))
+    ensure_not_the_anonymous_reader(user)
+    ensure_not_last_librarian(session, user)
+    out = session.execute(
+        select(Checkout.id, Checkout.book_id, Checkout.due_at)
+        .where(Checkout.user_id == user.id, Checkout.returned_at.is_(None))
+        .order_by(Checkout.id)
+    ).all()
+    if out:
+        raise ApiError(
+            409,
+            "open_loans",
+            f"User {user.id} has {len(out)} books out; they must be returned before erasure.",
+            {"loans": [{"id": i, "bookId": b, "dueAt": isoformat(d)} for i, b, d in out]},
+        )
+    lock_books_of_user(session, user.id)
+    anonymous = anonymous_reader(session)
+    closed_holds = select(Hold.id).where(Hold.user_id == user.id, Hold.status.not_in(OPEN))
+    for stream, ids in (
+        (CHECKOUTS, select(Checkout.id).where(Checkout.user_id == user.id)),
+        (HOLDS, closed_holds),
+    ):
+        anonymise_records(
+            session, stream, list(session.scalars(ids.with_for_update())), anonymous, ERASURE, actor
+        )
+    session.expire_all()
+    user = get_user(session, user.id)
+    request.registry.notify(UserDeleted(user, request))  # their open holds go, logged; queues move
+    session.delete(user)
+    session.flush()
+    for stream in (CHECKOUTS, HOLDS):  # what is gone now, or went before, keeps no trace of them
+        events = stream.events
+        gone = session.scalars(select(events.c[stream.key]).where(events.c.userId == user.id).distinct())
+        anonymise_gone(session, stream, list(gone), anonymous, ERASURE, actor)
+    log.info("a reader was erased by user %s", actor)  # who and when; nothing about whom
+    return HTTPNoContent()
