@@ -3,6 +3,7 @@
     probe.py token       print a new librarian's bearer token
     probe.py cleanup     run the full repair + constraint check; print its seconds
     probe.py fk-rebuild  upgrade 0002 -> 0003 through Alembic; print its seconds
+    probe.py anonymise   apply the retention policy (production.ini's); print its seconds
 """
 
 import sys
@@ -16,10 +17,11 @@ from pyramid.paster import get_appsettings
 
 from alembic import command
 from booknexus.accounts import tokens
+from booknexus.circulation.privacy import Policy, apply_policy
 from booknexus.accounts.models import User
 from booknexus.operations.foreign_keys import checkout_foreign_keys, problems
 from booknexus.operations.repair import repair
-from booknexus.web.db import get_engine
+from booknexus.web.db import get_engine, get_session_factory
 
 INI = str(Path(__file__).resolve().parent.parent / "production.ini")
 
@@ -31,6 +33,12 @@ def main(what: str) -> None:
         print(time.perf_counter() - start)
         return
     engine = get_engine(get_appsettings(INI))
+    if what == "anonymise":  # what booknexus-anonymise does: every batch the policy makes due
+        start = time.perf_counter()
+        apply_policy(get_session_factory(engine), Policy.from_settings(get_appsettings(INI)))
+        print(time.perf_counter() - start)
+        engine.dispose()
+        return
     with sa.orm.Session(engine) as session, session.begin():
         if what == "token":
             user = User(name="Bench Librarian", email=f"bench-{time.time_ns()}@example.org", role="librarian")
