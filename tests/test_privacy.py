@@ -323,3 +323,21 @@ def test_at_zero_days_a_return_anonymises_its_loan(backend, fresh_database):
     finally:
         hand.dispose()
         close_app(app)
+
+
+def test_the_anonymous_reader_is_listed_only_when_asked_and_cannot_be_changed(testapp, anonymous):
+    listed = testapp.get("/users", {"limit": 500}).json["items"]
+    assert "anonymous" not in {user["role"] for user in listed}
+    everyone = testapp.get("/users", {"limit": 500, "anonymous": "true"}).json["items"]
+    (reader,) = [user for user in everyone if user["role"] == "anonymous"]
+    assert reader["email"] == "anonymous@booknexus.invalid" and reader["keepHistory"] is False
+    for response in (
+        testapp.patch_json(f"/users/{reader['id']}", {"name": "Someone"}, status=409),
+        testapp.delete(f"/users/{reader['id']}", status=409),
+        testapp.post(f"/users/{reader['id']}/erasure", status=409),
+    ):
+        assert response.json["error"]["code"] == "anonymous_reader"
+    login = {"email": reader["email"], "password": "any password at all"}
+    assert (
+        anonymous.post_json("/auth/tokens", login, status=401).json["error"]["code"] == "invalid_credentials"
+    )
