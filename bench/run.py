@@ -141,9 +141,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(which: str, name: str | None = None):
+def server(which: str, name: str | None = None, settings: dict | None = None):
     port = free_port()
     env = env_for(name) if name else dict(os.environ)
+    if settings:
+        env["BENCH_APP_SETTINGS"] = json.dumps(settings)
     process = subprocess.Popen([PYTHON, str(HERE / "serve.py"), which, str(port)], env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -297,6 +299,30 @@ def bench_privacy() -> list[dict]:
             statistics.median(quiet["huge"]) / statistics.median(quiet["small"]), "<= 1.5", lambda r: r <= 1.5,
             {"huge_s": quiet["huge"], "small_s": quiet["small"]}),
     ]
+
+
+def bench_privacy_writes() -> list[dict]:
+    """Checkout + return throughput with loans anonymised as they are returned (policy 0 days)
+    against the policy off (never), same code, interleaved."""
+    names = {}
+    for label in ("zero", "never"):
+        name = names[label] = create_database()
+        migrate(name)
+        sql(name, READERS_SQL, 'INSERT INTO "Books" (title, author, copies, "createdAt", "updatedAt") '
+            "VALUES ('Dune', 'Frank Herbert', 1000000, now(), now())")
+    runs = {"zero": [], "never": []}
+    policy = {label: {"booknexus.privacy.loan_history_days": "0" if label == "zero" else "never"} for label in names}
+    with server("booknexus", names["zero"], policy["zero"]) as zero_url, \
+            server("booknexus", names["never"], policy["never"]) as never_url:
+        for _ in range(RUNS):
+            for label, url in (("zero", zero_url), ("never", never_url)):
+                env = {"BENCH_TOKEN": librarian_token(names[label]), "BENCH_READERS": str(READERS)}
+                runs[label].append(wrk(url + "/checkouts", "checkout_return.lua", env=env))
+    for name in names.values():
+        drop_database(name)
+    return [row("HTTP POST /checkouts + return, policy at 0 days vs off (req/s)",
+                median_of(runs["zero"], "rps") / median_of(runs["never"], "rps"), "report", lambda r: True,
+                {"zero_days": runs["zero"], "never": runs["never"]})]
 
 
 def bench_cleanup() -> list[dict]:
@@ -665,7 +691,7 @@ def main() -> int:
     rows = []
     try:
         for bench in (bench_startup, bench_capture_overhead, bench_search, bench_cpu, bench_http, bench_cleanup, bench_delete_user,
-                      bench_listing, bench_fk_rebuild, bench_privacy):
+                      bench_listing, bench_fk_rebuild, bench_privacy, bench_privacy_writes):
             if ONLY and bench.__name__ not in ONLY:
                 continue
             print(f"running {bench.__name__} ...", flush=True)

@@ -1,16 +1,23 @@
 """Serve BookNexus (production.ini) or the baseline app with the same waitress settings.
 
     python bench/serve.py booknexus|baseline PORT
+
+BENCH_APP_SETTINGS (JSON) overrides settings of production.ini's app, for a bench that
+compares two settings of the same code.
 """
 
 import configparser
+import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 import waitress
 from pyramid.config import Configurator
-from pyramid.paster import get_app, setup_logging
+from pyramid.paster import get_app, get_appsettings, setup_logging
+
+import booknexus
 
 INI = str(Path(__file__).resolve().parent.parent / "production.ini")
 
@@ -32,7 +39,12 @@ def main():
     setup_logging(INI)
     # "Task queue depth is N" is the load generator doing its job, not news
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    app = get_app(INI) if which == "booknexus" else baseline_app()
+    if which != "booknexus":
+        app = baseline_app()
+    elif "BENCH_APP_SETTINGS" in os.environ:
+        app = booknexus.main({}, **{**get_appsettings(INI), **json.loads(os.environ["BENCH_APP_SETTINGS"])})
+    else:
+        app = get_app(INI)
     # production.ini's waitress settings, for both apps
     parser = configparser.ConfigParser()
     parser.read(INI)

@@ -118,11 +118,11 @@ def upgrade():
                 op.execute(statement)
     # what a policy run reads: closed records and ended ones not yet anonymised
     op.execute(
-        f'CREATE INDEX "ix_Checkouts_returnedAt_named" ON "Checkouts" ("returnedAt") '
+        f'CREATE INDEX "ix_Checkouts_returnedAt_named" ON "Checkouts" ("returnedAt", id) '
         f'WHERE "returnedAt" IS NOT NULL AND "userId" <> {anonymous}'
     )
     op.execute(
-        f'CREATE INDEX "ix_Holds_endedAt_named" ON "Holds" ("endedAt") '
+        f'CREATE INDEX "ix_Holds_endedAt_named" ON "Holds" ("endedAt", id) '
         f'WHERE "endedAt" IS NOT NULL AND "userId" <> {anonymous}'
     )
     for log in LOGS:
