@@ -5,6 +5,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import sqlalchemy as sa
+
+from booknexus.circulation.eventlog.projection import compare
+from booknexus.circulation.eventlog.streams import CHECKOUTS
+from booknexus.circulation.privacy import Policy, apply_policy
+from booknexus.web.db import get_session_factory
 
 pytestmark = pytest.mark.slow
 
@@ -294,4 +300,38 @@ def test_librarians_removed_at_once_wait_in_one_order(serve):
         ]
         results = fire_at_once(2, lambda i, pair=pair: served.request("DELETE", f"/users/{pair[i]['id']}"))
         assert [status for status, _ in results] == [204, 204], results
+    assert deadlocks(served) == 0
+
+
+def test_the_retention_job_and_deletions_of_its_records_wait_in_one_order(serve):
+    """booknexus-anonymise rewrites closed loans while a librarian deletes the same loans: the
+    job locks their books first, as every deletion does, so neither waits for the other in a
+    circle, and the logs still replay to the table."""
+    served = serve("postgresql", **{"retry.attempts": "1"})  # a deadlock must show, not be retried
+    engine = served.app.registry["dbengine"]
+    for round_ in range(3):
+        reader = served.request("POST", "/users", {"name": "R", "email": f"r{round_}@example.org"})[1]
+        loans = []
+        for i in range(8):
+            book = served.request("POST", "/books", {"title": f"P{round_}-{i}", "author": "A", "copies": 1})[
+                1
+            ]
+            loan = served.request("POST", "/checkouts", {"userId": reader["id"], "bookId": book["id"]})[1]
+            assert served.request("POST", f"/checkouts/{loan['id']}/return")[0] == 200
+            loans.append(loan)
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                'UPDATE "Checkouts" SET "returnedAt" = now() - interval \'40 days\' '
+                f'WHERE "userId" = {reader["id"]}'
+            )
+
+        def act(i, loans=loans):
+            if i == 0:
+                return apply_policy(get_session_factory(engine), Policy(30, 30))
+            return served.request("DELETE", f"/checkouts/{loans[i - 1]['id']}")
+
+        results = fire_at_once(1 + len(loans), act)
+        assert {status for status, _ in results[1:]} == {204}, results
+    with sa.orm.Session(engine) as session:
+        assert not compare(session, CHECKOUTS)
     assert deadlocks(served) == 0

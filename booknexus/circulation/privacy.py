@@ -131,6 +131,7 @@ def anonymise_records(
     if not record_ids:
         return 0
     capture.mark(session)  # the app logs this change itself
+    lock_log(session, stream)  # step 4: a tailing reader never sees a record half rewritten
     _mark_anonymising(session)
     records = stream.records
     session.execute(update(records).where(records.c.id.in_(record_ids)).values(userId=anonymous))
@@ -150,6 +151,7 @@ def anonymise_gone(
     """Anonymise the events of records that are gone (deleted with their reader or book)."""
     if not record_ids:
         return 0
+    lock_log(session, stream)
     _mark_anonymising(session)
     _rewrite_events(session, stream, record_ids, anonymous)
     events = stream.events
