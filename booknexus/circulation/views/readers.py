@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 
 from pyramid.httpexceptions import HTTPNoContent
-from sqlalchemy import literal, select, union_all
+from sqlalchemy import case, literal, select, union_all
 
 from booknexus.accounts.events import UserDeleted
 from booknexus.accounts.queries import (
@@ -59,7 +59,7 @@ def reading_history(request):
         Checkout.book_id,
         Checkout.checked_out_at.label("at"),
         Checkout.returned_at,
-        literal("returned").label("status"),
+        case((Checkout.returned_at.is_(None), "open"), else_="returned").label("status"),
     ).where(Checkout.user_id == user.id)
     holds = select(
         literal("hold").label("kind"),
@@ -88,7 +88,7 @@ def reading_history(request):
             "title": row.title,
             "at": row.at,
             "returnedAt": row.returned_at if row.kind == "loan" else None,
-            "status": ("returned" if row.returned_at else "open") if row.kind == "loan" else row.status,
+            "status": row.status,
         }
         for row in rows[:limit]
     ]
