@@ -18,6 +18,12 @@ requires = [
     "fastjsonschema>=2.19",
     "limits>=5.0",  # failed-login throttle
     "regress>=2024.1",  # openapi-core then reads the document's patterns as ECMA-262, as it must
+    # booknexus-serve: gunicorn's custom-application API (BaseApplication) and gthread workers
+    "gunicorn>=23.0,<28",
+    # GET /metrics; multiprocess mode across booknexus-serve's workers
+    "prometheus-client>=0.20,<1",
+    # the JSON log lines of production.ini (pythonjsonlogger.json.JsonFormatter, new in 3.1)
+    "python-json-logger>=3.1,<5",
 ]
 
 tests_require = [
@@ -51,6 +57,7 @@ setup(
             "booknexus-create-librarian = booknexus.operations.scripts.create_librarian:main",
             "booknexus-expire-holds = booknexus.operations.scripts.expire_holds:main",
             "booknexus-anonymise = booknexus.operations.scripts.anonymise:main",
+            "booknexus-serve = booknexus.operations.serve:main",
         ],
     },
 )

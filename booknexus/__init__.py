@@ -13,6 +13,8 @@ def main(global_config, **settings):
     """The WSGI application."""
     with Configurator(settings=settings) as config:
         config.add_renderer("json", json_renderer())
+        # request ids, the access log and the request metrics, once per request
+        config.include("booknexus.web.observe")
         # engine, request.dbsession, one transaction per request, retries
         config.include("booknexus.web.db")
         # the bearer-token security policy and the default permission
@@ -30,6 +32,7 @@ def main(global_config, **settings):
         # one JSON error contract for every failure
         config.include("booknexus.web.errors")
         config.include("booknexus.web.health")
+        config.include("booknexus.web.metrics")
         # the library, one package per boundary: readers and librarians, the catalogue,
         # circulation (loans, holds, the queue, the rules, the logs), operations (startup)
         config.include("booknexus.accounts")

@@ -52,6 +52,7 @@ def test_lowering_copies_below_open_loans_is_409(testapp):
         "code": "copies_on_loan",
         "message": "2 copies are on loan; copies cannot drop to 1.",
         "details": {"copies": 1, "onLoan": 2, "setAside": 0},
+        "requestId": response.headers["X-Request-ID"],
     }
     assert testapp.get(f"/books/{book['id']}").json["copies"] == 2
     raised = testapp.patch_json(f"/books/{book['id']}", {"copies": 5, "title": "New"}).json

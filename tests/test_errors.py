@@ -20,6 +20,8 @@ def assert_error(response, status: int, code: str) -> dict:
     error = response.json["error"]
     assert (error["status"], error["code"]) == (status, code)
     assert isinstance(error["message"], str) and error["message"]
+    # every error names its request, as the response header and the log lines do
+    assert error["requestId"] == response.headers["X-Request-ID"]
     return error
 
 
@@ -160,6 +162,6 @@ def test_a_conflict_that_outlives_its_retries_is_a_409_not_an_outage(fresh_datab
         thread.join(timeout=30)
     engine.dispose()
     assert len(lost) == 1 and lost[0].orig.sqlstate == "40P01"  # deadlock detected
-    response = database_unavailable(lost[0], pyramid.testing.DummyRequest())
+    response = database_unavailable(lost[0], pyramid.testing.DummyRequest(request_id="r1"))
     assert response.status_int == 409 and response.headers["Retry-After"] == "1"
     assert response.json_body["error"]["code"] == "conflict"

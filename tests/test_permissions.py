@@ -26,6 +26,8 @@ PASSWORD = "correct horse battery"
 # {book} is a book with copies to spare, {wanted} one nobody has borrowed or held.
 MATRIX = {
     ("GET", "/health"): (("/health", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
+    # also readable with booknexus.metrics.token (tests/test_observability.py)
+    ("GET", "/metrics"): (("/metrics", None), {ANON: 401, SELF: 403, OTHER: 403, LIB: 200}),
     ("GET", "/openapi.yaml"): (("/openapi.yaml", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
     ("GET", "/docs/"): (("/docs/", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
     ("GET", "/docs/oauth2-redirect"): (

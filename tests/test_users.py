@@ -20,6 +20,7 @@ def test_duplicate_email_is_409(testapp):
         "code": "email_taken",
         "message": "same@example.org is already registered.",
         "details": {"email": "same@example.org"},
+        "requestId": response.headers["X-Request-ID"],
     }
 
 

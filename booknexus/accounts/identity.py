@@ -7,6 +7,8 @@ class Identity:
     def __init__(self, user, token):
         self.user = user
         self.token = token
+        # read now: after a rolled-back request the user is expired and detached
+        self.user_id = user.id
 
 
 def bearer_token(request) -> str | None:

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from booknexus.accounts.models import ANONYMOUS_READER, User
 from booknexus.catalog.models import Book
 from booknexus.circulation.eventlog import capture
+from booknexus.circulation import metrics
 from booknexus.circulation.eventlog.append import append_rows, event_rows, lock_log
 from booknexus.circulation.eventlog.streams import (
     ANONYMISED,
@@ -142,6 +143,7 @@ def anonymise_records(
     appended = append_rows(session, rows, stream)
     _unmark_anonymising(session)
     mark_changed(session)
+    metrics.count_when_committed(session, stream, ANONYMISED, appended)
     return appended
 
 
@@ -182,6 +184,7 @@ def anonymise_gone(
     appended = append_rows(session, rows, stream)
     _unmark_anonymising(session)
     mark_changed(session)
+    metrics.count_when_committed(session, stream, ANONYMISED, appended)
     return appended
 
 

@@ -24,6 +24,7 @@ from booknexus.operations.foreign_keys import (
 )
 from booknexus.operations.repair import repair
 from booknexus.web.schema import utcnow
+from booknexus.web.timeouts import raise_for_bulk_work
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ def attempt(registry, state: StartupState) -> None:
     report = None
     try:
         with session.begin():
+            # the repair may work through whole tables: not under a request's time limits
+            raise_for_bulk_work(session.connection(), registry.settings)
             if state.cleanup_enabled:
                 report = repair(session)
             found = problems(checkout_foreign_keys(session.connection()))

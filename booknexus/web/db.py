@@ -9,10 +9,12 @@ import os
 import transaction
 import zope.sqlalchemy
 from sqlalchemy import engine_from_config, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from booknexus.web import metrics
 from booknexus.web.errors import ApiError
+from booknexus.web.timeouts import Limits
 
 DATABASE_URL_ENV = "BOOKNEXUS_DATABASE_URL"
 
@@ -22,11 +24,20 @@ def database_url(settings: dict) -> str:
     return os.environ.get(DATABASE_URL_ENV) or settings["sqlalchemy.url"]
 
 
-def get_engine(settings: dict, prefix: str = "sqlalchemy.", **overrides) -> Engine:
-    options = {**settings, f"{prefix}url": database_url(settings)}
+def get_engine(settings: dict, prefix: str = "sqlalchemy.", *, bulk: bool = False, **overrides) -> Engine:
+    """The engine on the configured database. On PostgreSQL every connection carries the
+    statement and lock timeouts (``booknexus.db.*``): a request's, or with ``bulk`` the larger
+    ones of the commands that work through whole tables."""
+    url = database_url(settings)
+    options = {**settings, f"{prefix}url": url}
     # pre-ping replaces connections killed by a database restart instead of failing a request
     options.setdefault(f"{prefix}pool_pre_ping", True)
+    if make_url(url).get_backend_name() == "postgresql":
+        limits = Limits.bulk(settings) if bulk else Limits.request(settings)
+        overrides.setdefault("connect_args", {"options": limits.connection_options()})
+        overrides.setdefault("poolclass", metrics.MeteredQueuePool)
     engine = engine_from_config(options, prefix, **overrides)
+    metrics.watch_pool(engine)
     if engine.dialect.name == "sqlite":
         configure_sqlite(engine)
     return engine

@@ -1,4 +1,4 @@
-"""The one error contract: ``{"error": {"status", "code", "message", "details"}}``.
+"""The one error contract: ``{"error": {"status", "code", "message", "details", "requestId"}}``.
 
 Views raise ``ApiError``; everything else that can go wrong is turned into the same
 shape here, so a client never sees an HTML page or a traceback.
@@ -12,6 +12,8 @@ from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPNotFound
 from pyramid.view import exception_view_config
 from pyramid_openapi3.exceptions import ResponseValidationError, extract_errors
 from sqlalchemy import exc as sa_exc
+
+from booknexus.web.timeouts import timed_out
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +35,26 @@ def not_found(kind: str, id_: int) -> ApiError:
 
 
 def error_response(request, status: int, code: str, message: str, details=None):
+    request.error_code = code  # counted by web.observe once the request is over
     response = request.response
     response.status_int = status
     response.content_type = "application/json"
-    response.json_body = {"error": {"status": status, "code": code, "message": message, "details": details}}
+    response.json_body = {
+        "error": {
+            "status": status,
+            "code": code,
+            "message": message,
+            "details": details,
+            # the reader's screenshot of an error leads to its log lines
+            "requestId": request.request_id,
+        }
+    }
     return response
+
+
+def where(request) -> str:
+    """A request as error lines name it (the JSON log also carries ``request_id`` itself)."""
+    return f"{request.method} {request.path} (request {request.request_id})"
 
 
 @exception_view_config(ApiError)
@@ -51,7 +68,7 @@ def request_validation_error(exc, request):
     """Registered by the app factory over pyramid_openapi3's own list-shaped answer."""
     if isinstance(exc, ResponseValidationError):
         # our answer contradicts our own document: a bug on our side, never the client's
-        log.error("response to %s %s contradicts the OpenAPI document: %s", request.method, request.path, exc)
+        log.error("response to %s contradicts the OpenAPI document: %s", where(request), exc)
         return error_response(request, 500, "internal_error", "Something went wrong on our side.")
     details = [_without_secrets(error) for error in extract_errors(request, exc.errors)]
     return error_response(request, 400, "invalid_request", "The request is not valid.", details)
@@ -128,7 +145,7 @@ def route_not_found(exc, request):
 @exception_view_config(HTTPException)
 def http_exception(exc, request):
     if exc.code >= 500:
-        log.error("HTTP %s on %s %s", exc.code, request.method, request.path)
+        log.error("HTTP %s on %s", exc.code, where(request))
     return error_response(request, exc.code, exc.title.lower().replace(" ", "_"), exc.explanation)
 
 
@@ -136,13 +153,22 @@ def database_unavailable(exc, request):
     if _transaction_rollback(exc):
         # a serialization failure or deadlock that outlived pyramid_retry's attempts: the
         # database is up, the request lost a race; say so, never "cannot be reached"
-        log.warning("conflict outlived its retries on %s %s: %s", request.method, request.path, exc)
+        log.warning("conflict outlived its retries on %s: %s", where(request), exc)
         response = error_response(
             request, 409, "conflict", "The request conflicted with concurrent changes; retry."
         )
         response.headers["Retry-After"] = "1"
         return response
-    log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+    if timed_out(exc):
+        # a statement outran booknexus.db.statement_timeout or waited past lock_timeout;
+        # the transaction is rolled back, its locks released
+        log.warning("database time limit reached on %s: %s", where(request), exc.orig)
+        response = error_response(
+            request, 503, "database_timeout", "The database took too long on this request; retry later."
+        )
+        response.headers["Retry-After"] = "1"
+        return response
+    log.warning("database unavailable on %s: %s", where(request), exc)
     response = error_response(
         request, 503, "database_unavailable", "The database cannot be reached; retry later."
     )
@@ -165,13 +191,13 @@ def invalid_value(exc, request):
 @exception_view_config(sa_exc.IntegrityError)
 def integrity_error(exc, request):
     # Views check what they can first; this answers the races they cannot see coming.
-    log.info("integrity error on %s %s: %s", request.method, request.path, exc.orig)
+    log.info("integrity error on %s: %s", where(request), exc.orig)
     return error_response(request, 409, "conflict", "The request conflicts with the current state; retry.")
 
 
 @exception_view_config(Exception)
 def internal_error(exc, request):
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    log.exception("unhandled error on %s", where(request))
     return error_response(request, 500, "internal_error", "Something went wrong on our side.")
 
 

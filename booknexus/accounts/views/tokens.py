@@ -5,6 +5,7 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from sqlalchemy import select
 
 from booknexus.accounts import tokens
+from booknexus.accounts.metrics import LOGINS
 from booknexus.accounts.models import User
 from booknexus.accounts.passwords import verify_password
 from booknexus.accounts.throttle import login_throttle
@@ -20,13 +21,19 @@ def token_ttl(request) -> timedelta:
 def log_in(request):
     body = request.openapi_validated.body
     throttle = login_throttle(request)
-    throttle.ensure_allowed(body["email"], request.remote_addr)  # before any hashing
+    try:
+        throttle.ensure_allowed(body["email"], request.remote_addr)  # before any hashing
+    except ApiError:
+        LOGINS.labels("throttled").inc()
+        raise
     user = request.dbsession.scalar(select(User).where(User.email == body["email"]))
     # one answer for a wrong email and a wrong password (and a user without one)
     if not verify_password(user.password_hash if user else None, body["password"]):
         throttle.failed(body["email"], request.remote_addr)
+        LOGINS.labels("failed").inc()
         raise ApiError(401, "invalid_credentials", "Wrong email or password.")
     throttle.succeeded(body["email"])
+    LOGINS.labels("succeeded").inc()
     token, expires_at = tokens.issue(request.dbsession, user, token_ttl(request))
     request.response.status_int = 201
     return {

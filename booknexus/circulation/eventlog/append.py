@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from booknexus.circulation import metrics
 from booknexus.circulation.eventlog import capture
 from booknexus.circulation.eventlog.streams import (  # noqa: F401  (the event types, re-exported for callers)
     CANCELLED,
@@ -80,6 +81,7 @@ def append(session: Session, record, type_: str, actor: int | None, **extra) -> 
         },
     )
     mark_changed(session)
+    metrics.count_when_committed(session, stream, type_)
 
 
 def _iso(dialect: str, column) -> ColumnElement:
@@ -165,12 +167,14 @@ def delete_and_append(
     capture.mark(session)  # logged here: the capture triggers stand aside
     if dialect == "postgresql":
         gone = delete(records).where(where).returning(*records.c).cte("gone")
-        return append_rows(
+        appended = append_rows(
             session, event_rows(dialect, gone, type_, stream, **extra).order_by(gone.c.id), stream
         )
-    source = select(records).where(where).subquery()
-    appended = append_rows(
-        session, event_rows(dialect, source, type_, stream, **extra).order_by(source.c.id), stream
-    )
-    session.execute(delete(records).where(where))
+    else:
+        source = select(records).where(where).subquery()
+        appended = append_rows(
+            session, event_rows(dialect, source, type_, stream, **extra).order_by(source.c.id), stream
+        )
+        session.execute(delete(records).where(where))
+    metrics.count_when_committed(session, stream, type_, appended)
     return appended

@@ -10,9 +10,10 @@ from booknexus.web.db import get_engine
 
 @contextlib.contextmanager
 def database_of(config_uri: str):
-    """The ini's logging set up, and an engine on its database, disposed of afterwards."""
+    """The ini's logging set up, and an engine on its database (under the bulk commands'
+    time limits), disposed of afterwards."""
     setup_logging(config_uri)
-    engine = get_engine(get_appsettings(config_uri))
+    engine = get_engine(get_appsettings(config_uri), bulk=True)
     try:
         yield engine
     finally:
