@@ -1,18 +1,34 @@
-# The project's vocabulary: make run | test | lint | bench
+# The project's vocabulary: make run | test | lint | bench | lock
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# exact versions of everything installed, generated from setup.py by pip-tools (make lock)
+LOCK := requirements.lock
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --extra testing --strip-extras \
+	--no-emit-index-url --no-emit-find-links
 
-.PHONY: run test test-fast lint bench clean
+.PHONY: run test test-fast lint lock lock-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): setup.py | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[testing]"
+$(STAMP): setup.py $(LOCK) | $(BIN)/python
+	$(BIN)/pip install --quiet -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+## lock: refresh requirements.lock after a change to setup.py (keeps every pin that still fits)
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet "pip-tools>=7.4"
+	$(PIP_COMPILE) --output-file $(LOCK) setup.py
+
+## lock-check: fail if requirements.lock is out of date with setup.py (CI runs it)
+lock-check: $(STAMP)
+	cp $(LOCK) $(VENV)/lock-check.txt
+	$(PIP_COMPILE) --output-file $(VENV)/lock-check.txt setup.py
+	diff -u $(LOCK) $(VENV)/lock-check.txt || (echo "requirements.lock is out of date with setup.py: run make lock" && exit 1)
 
 ## run: serve the API on http://127.0.0.1:6543 over SQLite (migrated, with demo data)
 run: $(STAMP)

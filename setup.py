@@ -1,14 +1,17 @@
 from setuptools import find_packages, setup
 
+# Ranges are what the code was tested with where it builds on a library's behaviour beyond
+# its most stable API; requirements.lock (make lock) pins the exact versions installed.
 requires = [
-    "pyramid>=2.0",
+    "pyramid>=2.0,<3",
     "waitress>=3.0",
-    "SQLAlchemy>=2.0",
+    # web.metrics subclasses QueuePool (its public connect()) and listens to pool events
+    "SQLAlchemy>=2.0,<2.2",
     "alembic>=1.13",
     "zope.sqlalchemy>=3.1,<5",
     "transaction>=4.0",
     "pyramid_tm>=2.5",
-    "pyramid_retry>=2.1",
+    "pyramid_retry>=2.1,<3",  # web.observe asks it is_error_retryable
     "psycopg[binary]>=3.1",
     # booknexus.web.validation hands pyramid_openapi3 openapi-core's own result types:
     # ranges it was tested with (tests/test_hot_path.py fails loudly if the types change)
@@ -34,6 +37,7 @@ tests_require = [
     "schemathesis>=4.0",
     "ruff>=0.5",
     "import-linter>=2.0",  # make lint: the package layers (.importlinter)
+    "pip-tools>=7.4",  # make lock / make lock-check: requirements.lock from this file
 ]
 
 setup(
