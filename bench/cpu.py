@@ -75,19 +75,24 @@ def production_settings(url: str) -> dict:
     return {**settings, "sqlalchemy.url": url, "booknexus.max_renewals": "1000000", "booknexus.max_loans": "1000000"}
 
 
+def librarian(url: str) -> str:
+    """A new librarian's bearer token."""
+    engine = sa.create_engine(url)
+    with sa.orm.Session(engine) as session, session.begin():
+        user = User(name="Bench", email=f"bench-librarian-{os.getpid()}@example.org", role="librarian")
+        session.add(user)
+        session.flush()
+        token, _ = tokens.issue(session, user, timedelta(hours=2))
+    engine.dispose()
+    return token
+
+
 def main() -> int:
     url = os.environ["BOOKNEXUS_DATABASE_URL"]
     app = booknexus.main({}, **production_settings(url))
     if "booknexus.startup" in app.registry:
         app.registry["booknexus.startup"].wait(120)
-    engine = sa.create_engine(url)
-    with sa.orm.Session(engine) as session, session.begin():
-        librarian = User(name="Bench", email="bench-librarian@example.org", role="librarian")
-        session.add(librarian)
-        session.flush()
-        token, _ = tokens.issue(session, librarian, timedelta(hours=2))
-    engine.dispose()
-    client = webtest.TestApp(app, extra_environ={"HTTP_AUTHORIZATION": f"Bearer {token}"})
+    client = webtest.TestApp(app, extra_environ={"HTTP_AUTHORIZATION": f"Bearer {librarian(url)}"})
     reader = client.post_json("/users", {"name": "Reader", "email": "reader@example.org"}).json
     book = client.post_json("/books", {"title": "Dune", "author": "Frank Herbert", "copies": 100000}).json
     wanted = client.post_json("/books", {"title": "Wanted", "author": "W", "copies": 1}).json

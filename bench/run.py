@@ -140,13 +140,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+SERVER_LOG = HERE / "server.log"  # the served processes' stderr: production.ini logs a JSON line per request
+
+
 @contextmanager
-def server(which: str, name: str | None = None, settings: dict | None = None):
+def server(which: str, name: str | None = None, settings: dict | None = None, workers: int | None = None):
+    """``which`` served on a free port: the baseline or BookNexus by bench/serve.py (waitress,
+    production.ini's threads), or BookNexus by ``booknexus-serve --workers N``."""
     port = free_port()
     env = env_for(name) if name else dict(os.environ)
     if settings:
         env["BENCH_APP_SETTINGS"] = json.dumps(settings)
-    process = subprocess.Popen([PYTHON, str(HERE / "serve.py"), which, str(port)], env=env, cwd=ROOT)
+    if workers:
+        command = [str(Path(PYTHON).parent / "booknexus-serve"), str(ROOT / "production.ini"),
+                   "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
+    else:
+        command = [PYTHON, str(HERE / "serve.py"), which, str(port)]
+    log = SERVER_LOG.open("a")
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -161,7 +172,8 @@ def server(which: str, name: str | None = None, settings: dict | None = None):
         yield url
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        process.wait(timeout=60)
+        log.close()
 
 
 READERS = 100  # checkout + return runs spread over them: no reader meets the loan limit
@@ -416,6 +428,68 @@ def bench_startup() -> list[dict]:
             lambda r: r <= 1.5, {k: v for k, v in raw.items() if "port" in k}),
         row(f"pserve start -> /health 200, healthy {HUGE:,} vs 1,000 checkouts", ratio(1), "<= 1.5",
             lambda r: r <= 1.5, {k: v for k, v in raw.items() if "health" in k}),
+    ]
+
+
+def http_database() -> tuple[str, dict]:
+    """A migrated database with the bench readers and one book of many copies; wrk's env."""
+    name = create_database()
+    migrate(name)
+    sql(name, READERS_SQL,
+        'INSERT INTO "Books" (title, author, copies, "createdAt", "updatedAt") VALUES (\'Dune\', \'Frank Herbert\', 1000000, now(), now())')
+    return name, {"BENCH_TOKEN": librarian_token(name), "BENCH_READERS": str(READERS)}
+
+
+def bench_workers() -> list[dict]:
+    """booknexus-serve with 2 workers vs 1 on the same database: reads and writes apart,
+    with 16 connections so that both workers' 8 threads have work."""
+    name, env = http_database()
+    runs = {f"{kind}_{n}": [] for kind in ("read", "write") for n in (1, 2)}
+    for _ in range(RUNS):
+        for n in (1, 2):
+            with server("booknexus", name, workers=n) as url:
+                runs[f"read_{n}"].append(wrk(url + "/books/1", "bearer.lua", connections=16, env=env))
+                runs[f"write_{n}"].append(wrk(url + "/checkouts", "checkout_return.lua", connections=16, env=env))
+    out = subprocess.run([PYTHON, str(HERE / "lock_hold.py")], env=env_for(name), check=True,
+                         capture_output=True, text=True, cwd=ROOT)
+    hold = json.loads(out.stdout)
+    drop_database(name)
+    writes_per_second = median_of(runs["write_2"], "rps")
+    return [
+        row("HTTP GET /books/{id}, 2 workers vs 1 (req/s, 2 cores)",
+            median_of(runs["read_2"], "rps") / median_of(runs["read_1"], "rps"), "report", lambda r: True,
+            {"one_worker": runs["read_1"], "two_workers": runs["read_2"]}),
+        row("HTTP POST /checkouts + return, 2 workers vs 1 (req/s, 2 cores)",
+            writes_per_second / median_of(runs["write_1"], "rps"), "report", lambda r: True,
+            {"one_worker": runs["write_1"], "two_workers": runs["write_2"]}),
+        # the log's lock is the one serial point: held from LOCK TABLE to COMMIT of each write
+        row("log lock held per write, ms (median; share of a second at 2 workers' write rate)",
+            hold["median_ms"], "report", lambda r: True,
+            {"median_ms": [hold["median_ms"]], "p99_ms": [hold["p99_ms"]],
+             "share_of_time_at_2_workers": [round(hold["median_ms"] * writes_per_second / 1000, 3)]}),
+    ]
+
+
+# production.ini's tweens without web.observe: no request ids, access lines or request metrics
+WITHOUT_OBSERVING = {"pyramid.tweens": "\n".join(("pyramid_tm.tm_tween_factory", "pyramid_openapi3.tween.response_tween_factory",
+                                                   "pyramid.tweens.excview_tween_factory"))}
+
+
+def bench_observing_overhead() -> list[dict]:
+    """Throughput with the access log (JSON, to a file) and the metrics on vs off."""
+    name, env = http_database()
+    runs = {f"{kind}_{state}": [] for kind in ("read", "write") for state in ("on", "off")}
+    with server("booknexus", name) as on_url, server("booknexus", name, WITHOUT_OBSERVING) as off_url:
+        for _ in range(RUNS):
+            for state, url in (("on", on_url), ("off", off_url)):
+                runs[f"read_{state}"].append(wrk(url + "/books/1", "bearer.lua", env=env))
+                runs[f"write_{state}"].append(wrk(url + "/checkouts", "checkout_return.lua", env=env))
+    drop_database(name)
+    return [
+        row(f"HTTP {what}, access log + metrics on vs off (req/s)",
+            median_of(runs[f"{kind}_on"], "rps") / median_of(runs[f"{kind}_off"], "rps"), ">= 0.95",
+            lambda r: r >= 0.95, {"on": runs[f"{kind}_on"], "off": runs[f"{kind}_off"]})
+        for kind, what in (("read", "GET /books/{id}"), ("write", "POST /checkouts + return"))
     ]
 
 
@@ -691,7 +765,8 @@ def main() -> int:
     rows = []
     try:
         for bench in (bench_startup, bench_capture_overhead, bench_search, bench_cpu, bench_http, bench_cleanup, bench_delete_user,
-                      bench_listing, bench_fk_rebuild, bench_privacy, bench_privacy_writes):
+                      bench_listing, bench_fk_rebuild, bench_privacy, bench_privacy_writes, bench_workers,
+                      bench_observing_overhead):
             if ONLY and bench.__name__ not in ONLY:
                 continue
             print(f"running {bench.__name__} ...", flush=True)

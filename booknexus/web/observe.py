@@ -11,9 +11,10 @@ one line and one count, its duration the whole of it.
 
 import contextvars
 import logging
+import os
 import re
 import time
-import uuid
+from functools import cache
 
 from pyramid.tweens import INGRESS
 from pyramid_retry import is_error_retryable
@@ -37,9 +38,16 @@ access_log = logging.getLogger("booknexus.access")
 def request_id(request) -> str:
     environ = request.environ
     if REQUEST_ID_KEY not in environ:
-        offered = request.headers.get(HEADER, "")
-        environ[REQUEST_ID_KEY] = offered if SANE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+        offered = environ.get("HTTP_X_REQUEST_ID", "")
+        environ[REQUEST_ID_KEY] = offered if SANE_REQUEST_ID.fullmatch(offered) else os.urandom(16).hex()
     return environ[REQUEST_ID_KEY]
+
+
+@cache
+def request_series(method: str, route: str, status: int):
+    """The counter and histogram children of one label set, looked up once per process
+    (``labels()`` costs more than the increment itself; the label sets are bounded)."""
+    return metrics.REQUESTS.labels(method, route, status), metrics.DURATION.labels(method, route, status)
 
 
 def observe_tween_factory(handler, registry):
@@ -62,8 +70,9 @@ def observe_tween_factory(handler, registry):
 def record(request, status: int, seconds: float) -> None:
     method = request.method if request.method in METHODS else "OTHER"
     route = request.matched_route.pattern if request.matched_route else "unmatched"
-    metrics.REQUESTS.labels(method, route, status).inc()
-    metrics.DURATION.labels(method, route, status).observe(seconds)
+    requests, duration = request_series(method, route, status)
+    requests.inc()
+    duration.observe(seconds)
     error_code = getattr(request, "error_code", None)
     if error_code is not None and 400 <= status < 500:
         metrics.REFUSALS.labels(error_code).inc()
