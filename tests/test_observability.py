@@ -56,9 +56,7 @@ def test_a_sane_request_id_is_echoed(anonymous, offered):
     ["a" * 129, "abc\x01def", "abc\ndef: injected", "abc\r\nSet-Cookie: x=1", "two words", "é-accent", ""],
 )
 def test_an_insane_request_id_is_replaced_and_never_logged(anonymous, json_log, offered):
-    response = anonymous.get(
-        "/books/999999", extra_environ={"HTTP_X_REQUEST_ID": offered}, status=404
-    )
+    response = anonymous.get("/books/999999", extra_environ={"HTTP_X_REQUEST_ID": offered}, status=404)
     replaced = response.headers["X-Request-ID"]
     assert GENERATED.fullmatch(replaced) and response.json["error"]["requestId"] == replaced
     lines = json_log()
@@ -101,7 +99,9 @@ def test_no_password_or_token_reaches_a_log_line(anonymous, testapp, json_log):
     token = anonymous.post_json(
         "/auth/tokens", {"email": "secret@example.org", "password": "correct horse battery"}, status=201
     ).json["token"]
-    anonymous.post_json("/auth/tokens", {"email": "secret@example.org", "password": "wrong horse battery"}, status=401)
+    anonymous.post_json(
+        "/auth/tokens", {"email": "secret@example.org", "password": "wrong horse battery"}, status=401
+    )
     anonymous.get(f"/users/{user['id']}", extra_environ=bearer(token), status=200)
     text = json.dumps(json_log())
     assert "horse battery" not in text and token not in text
@@ -136,7 +136,11 @@ def test_metrics_count_each_request_once_by_route_pattern(testapp):
     testapp.get("/books/999999", status=404)
     after = testapp.get("/metrics").text
     labels = {"method": "GET", "route": "/books/{id}", "status": "200"}
-    assert metric(after, "booknexus_http_requests_total", **labels) - metric(before, "booknexus_http_requests_total", **labels) == 7
+    assert (
+        metric(after, "booknexus_http_requests_total", **labels)
+        - metric(before, "booknexus_http_requests_total", **labels)
+        == 7
+    )
     assert (
         metric(after, "booknexus_refusals_total", code="book_not_found")
         - metric(before, "booknexus_refusals_total", code="book_not_found")
@@ -149,7 +153,9 @@ def test_circulation_events_are_counted_once_committed(testapp):
     user, book = make_user(testapp), make_book(testapp, copies=1)
     before = testapp.get("/metrics").text
     loan = testapp.post_json("/checkouts", {"userId": user["id"], "bookId": book["id"]}, status=201).json
-    testapp.post_json("/checkouts", {"userId": user["id"], "bookId": book["id"]}, status=409)  # refused: no event
+    testapp.post_json(
+        "/checkouts", {"userId": user["id"], "bookId": book["id"]}, status=409
+    )  # refused: no event
     testapp.post(f"/checkouts/{loan['id']}/renew", status=200)
     testapp.post(f"/checkouts/{loan['id']}/return", status=200)
     after = testapp.get("/metrics").text
@@ -166,13 +172,19 @@ def test_circulation_events_are_counted_once_committed(testapp):
 def test_logins_are_counted_by_outcome(anonymous, testapp):
     make_user(testapp, email="counted@example.org", password="correct horse battery")
     before = testapp.get("/metrics").text
-    anonymous.post_json("/auth/tokens", {"email": "counted@example.org", "password": "correct horse battery"}, status=201)
-    anonymous.post_json("/auth/tokens", {"email": "counted@example.org", "password": "not the password"}, status=401)
+    anonymous.post_json(
+        "/auth/tokens", {"email": "counted@example.org", "password": "correct horse battery"}, status=201
+    )
+    anonymous.post_json(
+        "/auth/tokens", {"email": "counted@example.org", "password": "not the password"}, status=401
+    )
     after = testapp.get("/metrics").text
     for outcome in ("succeeded", "failed"):
-        assert metric(after, "booknexus_logins_total", outcome=outcome) - metric(
-            before, "booknexus_logins_total", outcome=outcome
-        ) == 1
+        assert (
+            metric(after, "booknexus_logins_total", outcome=outcome)
+            - metric(before, "booknexus_logins_total", outcome=outcome)
+            == 1
+        )
 
 
 def test_metrics_token_reads_metrics_and_nothing_else(serve):
@@ -255,7 +267,11 @@ def test_bulk_work_raises_the_limits_for_its_own_transaction_only(fresh_database
     from booknexus.web.timeouts import raise_for_bulk_work
 
     url = fresh_database("postgresql")
-    settings = {"sqlalchemy.url": url, "booknexus.db.statement_timeout": "2s", "booknexus.db.bulk_statement_timeout": "7min"}
+    settings = {
+        "sqlalchemy.url": url,
+        "booknexus.db.statement_timeout": "2s",
+        "booknexus.db.bulk_statement_timeout": "7min",
+    }
     engine = get_engine(settings)
     with engine.connect() as connection:
         assert connection.execute(sa.text("SHOW statement_timeout")).scalar() == "2s"

@@ -71,7 +71,9 @@ class Workers:
             except ValueError:
                 self.lines.append({"message": line.rstrip(), "unparsed": True})
 
-    def get(self, path: str, token: str | None = None, headers: dict | None = None, method: str = "GET", body=None):
+    def get(
+        self, path: str, token: str | None = None, headers: dict | None = None, method: str = "GET", body=None
+    ):
         request = urllib.request.Request(
             self.url + path,
             method=method,
@@ -97,7 +99,9 @@ class Workers:
         return [line for line in self.lines if line.get("name") == "booknexus.access"]
 
     def worker_pids(self) -> set[int]:
-        return {line["process"] for line in self.lines if line.get("message", "").startswith("Booting worker")}
+        return {
+            line["process"] for line in self.lines if line.get("message", "").startswith("Booting worker")
+        }
 
     def wait_for(self, predicate, timeout: float = 60, what: str = "") -> None:
         deadline = time.monotonic() + timeout
@@ -159,7 +163,9 @@ def test_two_workers_share_one_port_and_each_is_healthy(workers):
     pids = served.healthy_from_every_worker(2)
     assert len(pids) == 2 and pids == served.live_workers()
     # the startup work ran in each worker, and was done: each says so in its log
-    done = {line["process"] for line in served.lines if line.get("message", "").startswith("startup work done")}
+    done = {
+        line["process"] for line in served.lines if line.get("message", "").startswith("startup work done")
+    }
     assert pids <= done
 
 
@@ -170,7 +176,9 @@ def test_a_killed_worker_is_replaced_and_the_port_keeps_answering(workers):
     os.kill(victim, signal.SIGKILL)
     answers = [served.get("/health")[0] for _ in range(50)]
     assert answers == [200] * 50  # the surviving worker answers meanwhile
-    served.wait_for(lambda: len(served.live_workers()) == 2 and victim not in served.live_workers(), what="a new worker")
+    served.wait_for(
+        lambda: len(served.live_workers()) == 2 and victim not in served.live_workers(), what="a new worker"
+    )
     after = served.healthy_from_every_worker(2)
     assert victim not in after and len(after) == 2
 
@@ -178,7 +186,9 @@ def test_a_killed_worker_is_replaced_and_the_port_keeps_answering(workers):
 def test_sigterm_lets_the_request_in_flight_finish(workers):
     served, url = workers(2)
     token = librarian_token(url)
-    status, _, body = served.get("/books", token, method="POST", body={"title": "Slow", "author": "A", "copies": 1})
+    status, _, body = served.get(
+        "/books", token, method="POST", body={"title": "Slow", "author": "A", "copies": 1}
+    )
     assert status == 201
     book = json.loads(body)["id"]
     engine = sa.create_engine(url)
@@ -193,10 +203,14 @@ def test_sigterm_lets_the_request_in_flight_finish(workers):
         )
         patching.start()
         served.wait_for(
-            lambda: holder.execute(
-                sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
-            ).scalar()
-            == 1,
+            lambda: (
+                holder.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    )
+                ).scalar()
+                == 1
+            ),
             what="the PATCH waiting for the row lock",
         )
         served.process.send_signal(signal.SIGTERM)
@@ -213,9 +227,13 @@ def test_sigterm_lets_the_request_in_flight_finish(workers):
 def test_metrics_sum_every_worker_by_route_pattern(workers):
     served, url = workers(2)
     token = librarian_token(url)
-    status, _, body = served.get("/books", token, method="POST", body={"title": "Counted", "author": "A", "copies": 1})
+    status, _, body = served.get(
+        "/books", token, method="POST", body={"title": "Counted", "author": "A", "copies": 1}
+    )
     book = json.loads(body)["id"]
-    reader = json.loads(served.get("/users", token, method="POST", body={"name": "R", "email": "r@example.org"})[2])
+    reader = json.loads(
+        served.get("/users", token, method="POST", body={"name": "R", "email": "r@example.org"})[2]
+    )
     loan = served.get("/checkouts", token, method="POST", body={"userId": reader["id"], "bookId": book})
     assert loan[0] == 201
     assert served.get("/books/999999")[0] == 404
@@ -234,7 +252,10 @@ def test_metrics_sum_every_worker_by_route_pattern(workers):
     assert line in text.splitlines()
     assert f"/books/{book}" not in text  # patterns, never raw paths
     lines = text.splitlines()
-    assert f'booknexus_http_request_duration_seconds_count{{method="GET",route="/books/{{id}}",status="200"}} {float(known)}' in lines
+    assert (
+        f'booknexus_http_request_duration_seconds_count{{method="GET",route="/books/{{id}}",status="200"}} {float(known)}'
+        in lines
+    )
     # the library's own counters, and the pool's gauges (summed over live workers)
     assert 'booknexus_circulation_events_total{log="checkouts",type="checked_out"} 1.0' in lines
     assert 'booknexus_refusals_total{code="book_not_found"} 1.0' in lines
@@ -252,7 +273,9 @@ def test_request_id_reaches_the_header_the_error_body_and_the_json_log_line(work
     assert status == 404
     assert headers["X-Request-ID"] == "abc-123"
     assert json.loads(body)["error"]["requestId"] == "abc-123"
-    served.wait_for(lambda: any(line.get("request_id") == "abc-123" for line in served.access_lines()), what="the line")
+    served.wait_for(
+        lambda: any(line.get("request_id") == "abc-123" for line in served.access_lines()), what="the line"
+    )
     (line,) = [line for line in served.access_lines() if line.get("request_id") == "abc-123"]
     assert (line["method"], line["route"], line["status"], line["actor"]) == ("GET", "/books/{id}", 404, None)
     assert isinstance(line["duration_ms"], float) and "asctime" in line
@@ -261,6 +284,8 @@ def test_request_id_reaches_the_header_the_error_body_and_the_json_log_line(work
     status, headers, body = served.get("/books/999999", headers={"X-Request-ID": too_long})
     replaced = headers["X-Request-ID"]
     assert replaced != too_long and json.loads(body)["error"]["requestId"] == replaced
-    served.wait_for(lambda: any(line.get("request_id") == replaced for line in served.access_lines()), what="it")
+    served.wait_for(
+        lambda: any(line.get("request_id") == replaced for line in served.access_lines()), what="it"
+    )
     assert not any(too_long in json.dumps(line) for line in served.lines)
     assert not any(line.get("unparsed") for line in served.lines), "every line is one JSON object"

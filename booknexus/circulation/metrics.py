@@ -11,7 +11,9 @@ from prometheus_client import Counter
 from booknexus.circulation.eventlog.streams import Stream
 from booknexus.web.db import RequestSession
 
-EVENTS = Counter("booknexus_circulation_events", "Events appended to the logs, by log and type", ["log", "type"])
+EVENTS = Counter(
+    "booknexus_circulation_events", "Events appended to the logs, by log and type", ["log", "type"]
+)
 
 
 def count_when_committed(session, stream: Stream, type_: str, how_many: int = 1) -> None:

@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session
 
 from booknexus.accounts.models import ANONYMOUS_READER, User
 from booknexus.catalog.models import Book
-from booknexus.circulation.eventlog import capture
 from booknexus.circulation import metrics
+from booknexus.circulation.eventlog import capture
 from booknexus.circulation.eventlog.append import append_rows, event_rows, lock_log
 from booknexus.circulation.eventlog.streams import (
     ANONYMISED,

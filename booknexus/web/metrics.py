@@ -41,7 +41,9 @@ DURATION = Histogram(
 )
 REFUSALS = Counter("booknexus_refusals", "Requests answered with a 4xx, by error code", ["code"])
 CONNECTIONS_IN_USE = Gauge(
-    "booknexus_db_connections_in_use", "Database connections checked out of the pool", multiprocess_mode="livesum"
+    "booknexus_db_connections_in_use",
+    "Database connections checked out of the pool",
+    multiprocess_mode="livesum",
 )
 CONNECTIONS_WAITING = Gauge(
     "booknexus_db_connections_waiting",

@@ -86,7 +86,13 @@ def record(request, status: int, seconds: float) -> None:
         duration_ms,
         actor,
         request.request_id,
-        extra={"method": method, "route": route, "status": status, "duration_ms": duration_ms, "actor": actor},
+        extra={
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": duration_ms,
+            "actor": actor,
+        },
     )
 
 

@@ -58,7 +58,10 @@ def raise_for_bulk_work(connection: Connection, settings: dict) -> None:
     limits = Limits.bulk(settings)
     # set_config(..., true) is SET LOCAL with parameters: it ends with the transaction
     connection.execute(
-        text("SELECT set_config('statement_timeout', :statement, true), set_config('lock_timeout', :lock, true)"),
+        text(
+            "SELECT set_config('statement_timeout', :statement, true),"
+            " set_config('lock_timeout', :lock, true)"
+        ),
         {"statement": limits.statement_timeout, "lock": limits.lock_timeout},
     )
 
