@@ -117,6 +117,7 @@ def close_app(app) -> None:
     """Stop the app's background startup retries and close its connections."""
     app.registry["booknexus.startup"].stop()
     app.registry["dbengine"].dispose()
+    app.registry["read_engine"].dispose()
 
 
 class PostgresServer:

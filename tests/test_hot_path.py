@@ -1,45 +1,13 @@
-"""The hot path's shortcuts keep their promises: reads skip the transaction round trips and
-writes keep theirs; the compiled request checks cover every operation of the document."""
+"""The hot path's shortcuts keep their promises: the compiled request checks cover every
+operation of the document (the read side's promises: tests/test_reads.py)."""
 
 import dataclasses
 
-import psycopg.pq
-import sqlalchemy as sa
-import webtest
-from conftest import app_settings, bearer, close_app, librarian_token, started
 from openapi_core.datatypes import Parameters
 from openapi_core.unmarshalling.request.datatypes import RequestUnmarshalResult
 from pyramid.request import Request
 from pyramid_openapi3.wrappers import PyramidOpenAPIRequest
 
-import booknexus
-
-
-def test_reads_run_without_a_transaction_and_writes_within_one(fresh_database):
-    url = fresh_database("postgresql")
-    token = librarian_token(url)
-    app = started(booknexus.main({}, **app_settings(url)))
-    seen = []  # (method, the connection's transaction status after each statement)
-
-    def after(conn, cursor, statement, parameters, context, executemany):
-        seen.append((method, conn.connection.dbapi_connection.info.transaction_status))
-
-    sa.event.listen(app.registry["dbengine"], "after_cursor_execute", after)
-    try:
-        client = webtest.TestApp(app, extra_environ=bearer(token))
-        method = "POST"
-        book = client.post_json("/books", {"title": "Dune", "author": "Frank Herbert"}).json
-        method = "GET"
-        assert client.get(f"/books/{book['id']}").json["title"] == "Dune"
-        assert client.get("/books", {"q": "dune"}).json["items"][0]["id"] == book["id"]
-        writes = {status for m, status in seen if m == "POST"}
-        reads = {status for m, status in seen if m == "GET"}
-        # a write's statements run inside its transaction (BEGIN ... COMMIT); a read's don't
-        assert writes == {psycopg.pq.TransactionStatus.INTRANS}
-        assert reads == {psycopg.pq.TransactionStatus.IDLE}
-    finally:
-        sa.event.remove(app.registry["dbengine"], "after_cursor_execute", after)
-        close_app(app)
 
 
 def test_every_operation_of_the_document_is_compiled(app):

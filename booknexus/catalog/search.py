@@ -220,8 +220,9 @@ def planned_for_its_words(session: Session):
     tier on a million books, against 1-2 ms planned for the word. ``force_custom_plan``
     plans every execution for its values. No parallel workers either: the planner
     overestimates prefixes and starts workers to read ten rows (about 4 ms).
-    Reads run without a transaction (``booknexus.web.db.read_only_engine``), where ``SET LOCAL``
-    does nothing: there the settings are made for the connection and reset after."""
+    A search page runs in one read transaction (``booknexus.web.reads.snapshot``), where
+    ``SET LOCAL`` ends with it; on an autocommit connection the settings are made for the
+    connection and reset after."""
     if session.get_bind().dialect.name != "postgresql":
         yield
         return
@@ -289,7 +290,7 @@ def tiers_of(search: Search) -> tuple[str, ...]:
 
 
 def search_page(session: Session, statement: Select, q: str, limit: int, cursor: str | None):
-    """One page of ``statement`` (which selects Book first) filtered and ranked by ``q``:
+    """One page of ``statement`` (which selects Book.id first) filtered and ranked by ``q``:
     the rows and the cursor of the next page (None on the last)."""
     with planned_for_its_words(session):
         return _search_page(session, statement, Search.parse(q), limit, cursor)
@@ -323,5 +324,5 @@ def _search_page(session: Session, statement: Select, search: Search, limit: int
             break
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1][0], rows[-1][1][0].id) if more else None
+    next_cursor = encode_cursor(rows[-1][0], rows[-1][1][0]) if more else None
     return [row for _, row in rows], next_cursor

@@ -30,17 +30,25 @@ def path_id(request) -> int:
 
 
 def keyset_page(session, statement: Select, key, limit: int, after: int | None, serialize):
-    """One page ordered by ``key``, starting after the cursor ``after``.
+    """One page ordered by ``key``, starting after the cursor ``after``; ``serialize`` gets
+    each row's values."""
+    rows, next_key = keyset_rows(session, statement, key, limit, after)
+    return {"items": [serialize(*row) for row in rows], "next": next_key}
+
+
+def keyset_rows(session, statement: Select, key, limit: int, after: int | None) -> tuple[list, int | None]:
+    """One page's rows ordered by ``key`` after ``after``, and the next page's cursor.
 
     Keyset pagination: the cost of a page does not depend on how deep it is. The statement
-    selects an entity first (and maybe more columns); ``serialize`` gets each row's values.
+    selects an entity or its id first (and maybe more columns).
     """
     if after is not None:
         statement = statement.where(key > after)
     rows = session.execute(statement.order_by(key).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"items": [serialize(*row) for row in rows], "next": rows[-1][0].id if more else None}
+    last = rows[-1][0] if rows else None
+    return rows, getattr(last, "id", last) if more else None
 
 
 def json_renderer() -> JSON:

@@ -12,7 +12,7 @@ from sqlalchemy import engine_from_config, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from booknexus.web import metrics
+from booknexus.web import metrics, reads
 from booknexus.web.errors import ApiError
 from booknexus.web.timeouts import Limits
 
@@ -24,17 +24,21 @@ def database_url(settings: dict) -> str:
     return os.environ.get(DATABASE_URL_ENV) or settings["sqlalchemy.url"]
 
 
-def get_engine(settings: dict, prefix: str = "sqlalchemy.", *, bulk: bool = False, **overrides) -> Engine:
+def get_engine(
+    settings: dict, prefix: str = "sqlalchemy.", *, bulk: bool = False, read_only: bool = False, **overrides
+) -> Engine:
     """The engine on the configured database. On PostgreSQL every connection carries the
     statement and lock timeouts (``booknexus.db.*``): a request's, or with ``bulk`` the larger
-    ones of the commands that work through whole tables."""
+    ones of the commands that work through whole tables; with ``read_only`` its transactions
+    cannot write (the read side's engine, ``web.reads``)."""
     url = database_url(settings)
     options = {**settings, f"{prefix}url": url}
     # pre-ping replaces connections killed by a database restart instead of failing a request
     options.setdefault(f"{prefix}pool_pre_ping", True)
     if make_url(url).get_backend_name() == "postgresql":
         limits = Limits.bulk(settings) if bulk else Limits.request(settings)
-        overrides.setdefault("connect_args", {"options": limits.connection_options()})
+        startup = limits.connection_options() + (" -c default_transaction_read_only=on" if read_only else "")
+        overrides.setdefault("connect_args", {"options": startup})
         overrides.setdefault("poolclass", metrics.MeteredQueuePool)
     engine = engine_from_config(options, prefix, **overrides)
     metrics.watch_pool(engine)
@@ -89,32 +93,18 @@ def get_request_session_factory(engine: Engine) -> sessionmaker:
     return factory
 
 
-READ_ONLY_METHODS = ("GET", "HEAD")
-
-
 def request_dbsession(request) -> Session:
+    """A command's session, joined to the request's transaction; a read's is a plain one
+    outside any transaction manager (``web.reads``)."""
+    if reads.is_read(request):
+        return reads.read_session(request)
     # Tests hand in a connection inside an outer transaction: each request then works in a
     # savepoint that pyramid_tm releases or rolls back, exactly as it would commit or abort.
     connection = request.environ.get("app.dbconnection")
     factory = request.registry["request_session_factory"]
     if connection is not None:
         return factory(bind=connection, join_transaction_mode="create_savepoint")
-    reader = request.registry["read_only_engine"]
-    if reader is not None and request.method in READ_ONLY_METHODS:
-        return factory(bind=reader)
     return factory()
-
-
-def read_only_engine(engine: Engine) -> Engine | None:
-    """The engine's pool without transactions, for requests that only read (PostgreSQL).
-
-    A read in a transaction costs two round trips besides its statements: BEGIN, and the
-    ROLLBACK that ends it. Reads write nothing and take no locks, so each of their statements
-    can run on its own; what a request reads in one statement (the views of the hot reads
-    use one) is one snapshot either way. The request keeps its pyramid_tm transaction."""
-    if engine.dialect.name != "postgresql":
-        return None  # SQLite: one file, no round trips to save
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def commit_veto(request, response) -> bool:
@@ -135,6 +125,7 @@ def includeme(config):
     # no tm.manager_hook: pyramid_tm then uses the thread-local transaction.manager, the one
     # the request session factory is registered with
     settings["tm.commit_veto"] = commit_veto
+    settings["tm.activate_hook"] = reads.commands_only
     # pyramid_tm would look the user up after the response, a second database round trip
     # (and a second failure when the database is down); the log records actors itself
     settings["tm.annotate_user"] = False
@@ -145,5 +136,10 @@ def includeme(config):
     config.registry["dbengine"] = engine
     config.registry["dbsession_factory"] = get_session_factory(engine)
     config.registry["request_session_factory"] = get_request_session_factory(engine)
-    config.registry["read_only_engine"] = read_only_engine(engine)
+    reader = reads.read_engine(settings, engine, get_engine)
+    config.registry["read_engine"] = reader
+    config.registry["read_session_factory"] = sessionmaker(bind=reader, expire_on_commit=False)
+    config.registry["snapshot_engine"] = (
+        reader.execution_options(isolation_level="REPEATABLE READ") if reader is not engine else None
+    )
     config.add_request_method(request_dbsession, "dbsession", reify=True)
