@@ -20,7 +20,7 @@ from pyramid.paster import get_appsettings
 
 sys.path.insert(0, str(Path.cwd()))  # the tree being measured
 
-from serve import baseline_app  # noqa: E402  (bench/, this script's folder)
+from serve import baseline_app, lean_app  # noqa: E402  (bench/, this script's folder)
 
 import booknexus  # noqa: E402
 from booknexus.accounts import tokens  # noqa: E402
@@ -102,6 +102,7 @@ def main() -> int:
         client.post(f"/checkouts/{loan['id']}/return")
     body = {"userId": reader["id"], "bookId": book["id"]}
     constant = webtest.TestApp(baseline_app())
+    lean = webtest.TestApp(lean_app(url))
 
     def read(path):
         return cpu_per_call(lambda: client.get(path))
@@ -112,6 +113,11 @@ def main() -> int:
         "GET /books?q=": read("/books?q=dune%20herb&limit=20"),
         "GET /checkouts?userId=": read(f"/checkouts?userId={reader['id']}&limit=20"),
         "GET /checkout-events": read("/checkout-events?limit=20"),
+        # the lean floor: each read as one statement in a bare Pyramid view (bench/serve.py)
+        "lean GET /books/{id}": cpu_per_call(lambda: lean.get(f"/books/{book['id']}")),
+        "lean GET /books?q=": cpu_per_call(lambda: lean.get("/search?q=dune%20herb")),
+        "lean GET /checkouts?userId=": cpu_per_call(lambda: lean.get(f"/checkouts?userId={reader['id']}")),
+        "lean GET /checkout-events": cpu_per_call(lambda: lean.get("/checkout-events")),
     }
     checkout, checkin = cpu_per_step(
         lambda _: client.post_json("/checkouts", body).json["id"],

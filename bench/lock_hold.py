@@ -19,7 +19,7 @@ import transaction
 import webtest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cpu import production_settings, librarian  # noqa: E402
+from cpu import librarian, production_settings  # noqa: E402
 
 import booknexus  # noqa: E402
 from booknexus.circulation.eventlog import append  # noqa: E402

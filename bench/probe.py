@@ -17,8 +17,8 @@ from pyramid.paster import get_appsettings
 
 from alembic import command
 from booknexus.accounts import tokens
-from booknexus.circulation.privacy import Policy, apply_policy
 from booknexus.accounts.models import User
+from booknexus.circulation.privacy import Policy, apply_policy
 from booknexus.operations.foreign_keys import checkout_foreign_keys, problems
 from booknexus.operations.repair import repair
 from booknexus.web.db import get_engine, get_session_factory

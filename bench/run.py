@@ -163,7 +163,8 @@ def server(which: str, name: str | None = None, settings: dict | None = None, wo
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(url + ("/health" if which == "booknexus" else "/constant/1"), timeout=2):
+                probe = {"booknexus": "/health", "lean": "/books/1"}.get(which, "/constant/1")
+                with urllib.request.urlopen(url + probe, timeout=2):
                     break
             except OSError:
                 if time.monotonic() > deadline:
@@ -215,15 +216,20 @@ def bench_http() -> list[dict]:
         'INSERT INTO "Books" (title, author, copies, "createdAt", "updatedAt") VALUES (\'Dune\', \'Frank Herbert\', 1000000, now(), now())')
     token = librarian_token(name)
     env = {"BENCH_TOKEN": token, "BENCH_READERS": str(READERS)}
-    baseline, book, loans = [], [], []
-    with server("baseline") as base_url, server("booknexus", name) as app_url:
-        for _ in range(RUNS):  # interleaved, so drift hits all three alike
+    baseline, lean, book, loans = [], [], [], []
+    with server("baseline") as base_url, server("booknexus", name) as app_url, server("lean", name) as lean_url:
+        for _ in range(RUNS):  # interleaved, so drift hits all four alike
             baseline.append(wrk(base_url + "/constant/1"))
+            lean.append(wrk(lean_url + "/books/1", "bearer.lua", env=env))
             book.append(wrk(app_url + "/books/1", "bearer.lua", env=env))
             loans.append(wrk(app_url + "/checkouts", "checkout_return.lua", env=env))
     drop_database(name)
     base = median_of(baseline, "rps")
     return [
+        # the read side's target: the lean floor is the same read in a bare Pyramid view
+        row("HTTP GET /books/{id} (req/s vs the lean floor: one Core statement, autocommit, nothing else)",
+            median_of(book, "rps") / median_of(lean, "rps"), ">= 0.85", lambda r: r >= 0.85,
+            {"lean": lean, "measured": book}),
         # must: 0.20 and 0.10; aims: 0.45 (the old Node stack's standing) and 0.20
         row("HTTP GET /books/{id} (req/s vs constant JSON view)", median_of(book, "rps") / base, ">= 0.20",
             lambda r: r >= 0.20, {"baseline": baseline, "measured": book}),
@@ -737,6 +743,13 @@ def bench_cpu() -> list[dict]:
             f"<= {limit}", lambda r, limit=limit: r <= limit,
             {"us": [run[key] for run in figures["now"]], "constant_us": [run["constant view"] for run in figures["now"]]})
         for keys, limit in ((reads, 6), (writes, 10)) for key in keys
+    ]
+    # the read side: each read within 2x of the same read in the lean floor (bench/serve.py)
+    rows += [
+        row(f"CPU per request in-process, {key}, vs the lean floor's same read", med("now", key) / med("now", f"lean {key}"),
+            "<= 2", lambda r: r <= 2,
+            {"us": [run[key] for run in figures["now"]], "lean_us": [run[f"lean {key}"] for run in figures["now"]]})
+        for key in reads
     ]
     if "before" in figures:
         rows += [row(f"CPU per request, {key}, now vs {os.environ['BENCH_BEFORE']}",

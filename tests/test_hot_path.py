@@ -9,7 +9,6 @@ from pyramid.request import Request
 from pyramid_openapi3.wrappers import PyramidOpenAPIRequest
 
 
-
 def test_every_operation_of_the_document_is_compiled(app):
     validator = app.registry.settings["pyramid_openapi3"]["request_validator"]
     document = app.registry.settings["pyramid_openapi3"]["spec"].read_value()

@@ -59,7 +59,9 @@ def test_a_read_runs_outside_the_transaction_manager_without_pre_ping(pg_app, mo
         sa.event.listen(
             engine,
             "after_cursor_execute",
-            lambda conn, *args, name=name: seen.append((name, conn.connection.dbapi_connection.info.transaction_status)),
+            lambda conn, *args, name=name: seen.append(
+                (name, conn.connection.dbapi_connection.info.transaction_status)
+            ),
         )
     begun = TransactionsBegun()
     transaction.manager.registerSynch(begun)
@@ -97,7 +99,9 @@ def test_a_page_of_books_never_mixes_two_states(pg_app):
     Its copies and its loans are read in one statement: two would mix the states."""
     app, url, client = pg_app
     book = client.post_json("/books", {"title": "Contested", "author": "A", "copies": 1}).json
-    readers = [client.post_json("/users", {"name": f"R{i}", "email": f"r{i}@example.org"}).json for i in (1, 2)]
+    readers = [
+        client.post_json("/users", {"name": f"R{i}", "email": f"r{i}@example.org"}).json for i in (1, 2)
+    ]
     client.post_json("/checkouts", {"userId": readers[0]["id"], "bookId": book["id"]}, status=201)
     engine = sa.create_engine(url)
     stop = threading.Event()
@@ -106,7 +110,9 @@ def test_a_page_of_books_never_mixes_two_states(pg_app):
         with engine.connect() as connection:
             while not stop.is_set():
                 with connection.begin():
-                    connection.execute(sa.text('UPDATE "Books" SET copies = 2 WHERE id = :id'), {"id": book["id"]})
+                    connection.execute(
+                        sa.text('UPDATE "Books" SET copies = 2 WHERE id = :id'), {"id": book["id"]}
+                    )
                     connection.execute(
                         sa.text(
                             'INSERT INTO "Checkouts" ("userId", "bookId", "checkedOutAt", "dueAt", renewals, '
@@ -118,7 +124,9 @@ def test_a_page_of_books_never_mixes_two_states(pg_app):
                     connection.execute(
                         sa.text('DELETE FROM "Checkouts" WHERE "userId" = :user'), {"user": readers[1]["id"]}
                     )
-                    connection.execute(sa.text('UPDATE "Books" SET copies = 1 WHERE id = :id'), {"id": book["id"]})
+                    connection.execute(
+                        sa.text('UPDATE "Books" SET copies = 1 WHERE id = :id'), {"id": book["id"]}
+                    )
 
     writer = threading.Thread(target=write)
     writer.start()

@@ -222,7 +222,15 @@ def test_healthy_database_starts_without_scanning(backend, fresh_database, start
     assert report["purged_missing_user"] == report["imported"] == 0
     # only catalog reads, the lock and the edges of each table and its log: no anti-join, no write
     edges = [" ".join(statement.text.split()) for statement in EDGES.values()]
-    cheap = ("BEGIN", "COMMIT", "PRAGMA", "SELECT pg_advisory_xact_lock", "SELECT 1", "SELECT set_config(", *edges)
+    cheap = (
+        "BEGIN",
+        "COMMIT",
+        "PRAGMA",
+        "SELECT pg_advisory_xact_lock",
+        "SELECT 1",
+        "SELECT set_config(",
+        *edges,
+    )
     catalogs = ("sqlite_master", "pg_constraint", "pg_trigger", "pg_catalog", '"LogWriter"')
     scanning = [s for s in statements if not s.startswith(cheap) and not any(c in s for c in catalogs)]
     assert statements and not scanning, scanning

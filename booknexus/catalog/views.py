@@ -10,9 +10,8 @@ from booknexus.catalog.search import matching_rows, search_page
 from booknexus.catalog.stock import out_columns
 from booknexus.web.api import api_view, keyset_rows, path_id, query_params
 from booknexus.web.errors import ApiError, not_found
-from booknexus.web.reads import snapshot
+from booknexus.web.reads import read_connection, snapshot
 from booknexus.web.security import MAX_ID
-
 
 BOOKS_WITH_STOCK = "booknexus.catalog.books_with_stock"
 BOOK_WITH_STOCK = "booknexus.catalog.book_with_stock"
@@ -131,8 +130,8 @@ def book_with_stock(registry):
 def show_book(request):
     # the hottest read of the catalogue: one Core statement on the read side's connection
     book_id = path_id(request)
-    connection = request.dbsession.connection()
-    row = connection.execute(book_with_stock(request.registry), {"book_id": book_id}).first()
+    with read_connection(request) as connection:
+        row = connection.execute(book_with_stock(request.registry), {"book_id": book_id}).first()
     if row is None:
         raise not_found("book", book_id)
     return serialize_book(row, row[-2], row[-1])

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 
 from pyramid_retry import mark_error_retryable
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -63,6 +63,18 @@ def read_session(request) -> Session:
     session = factory(bind=connection) if connection is not None else factory()
     request.add_finished_callback(lambda request: session.close())
     return session
+
+
+@contextmanager
+def read_connection(request) -> Iterator[Connection]:
+    """A connection straight from the read engine's pool, for a read that is one Core
+    statement: no session to build and close around it."""
+    connection = request.environ.get("app.dbconnection")
+    if connection is not None:
+        yield connection  # tests: inside the test's outer transaction
+        return
+    with request.registry["read_engine"].connect() as connection:
+        yield connection
 
 
 @contextmanager
