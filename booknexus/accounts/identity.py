@@ -4,11 +4,13 @@ from booknexus.accounts import tokens
 
 
 class Identity:
-    def __init__(self, user, token):
-        self.user = user
-        self.token = token
-        # read now: after a rolled-back request the user is expired and detached
-        self.user_id = user.id
+    """Who the bearer is: their user's id and role, and the token's id (values, not objects:
+    nothing to load, nothing to expire when a request rolls back)."""
+
+    def __init__(self, user_id: int, role: str, token_id: int):
+        self.user_id = user_id
+        self.role = role
+        self.token_id = token_id
 
 
 def bearer_token(request) -> str | None:
@@ -24,7 +26,7 @@ def bearer_identity(request) -> Identity | None:
     if token is None:
         return None
     found = tokens.find(request.dbsession, token)
-    return Identity(user=found[1], token=found[0]) if found else None
+    return Identity(found.user_id, found.role, found.token_id) if found else None
 
 
 def includeme(config):

@@ -1,6 +1,7 @@
 """The JSON of a user, for every view that shows one."""
 
 from booknexus.accounts.models import User
+from booknexus.web.schema import timestamp
 
 
 def serialize_user(user: User) -> dict:
@@ -10,6 +11,6 @@ def serialize_user(user: User) -> dict:
         "email": user.email,
         "role": user.role,
         "keepHistory": user.keep_history,
-        "createdAt": user.created_at,
-        "updatedAt": user.updated_at,
+        "createdAt": timestamp(user.created_at),
+        "updatedAt": timestamp(user.updated_at),
     }

@@ -11,6 +11,7 @@ from booknexus.catalog.stock import out_columns
 from booknexus.web.api import api_view, keyset_rows, path_id, query_params
 from booknexus.web.errors import ApiError, not_found
 from booknexus.web.reads import read_connection, snapshot
+from booknexus.web.schema import timestamp
 from booknexus.web.security import MAX_ID
 
 BOOKS_WITH_STOCK = "booknexus.catalog.books_with_stock"
@@ -27,8 +28,8 @@ def serialize_book(book, on_loan: int, held: int) -> dict:
         "copies": book.copies,
         # a copy set aside for a ready hold is not available to anyone else
         "available": max(book.copies - on_loan - held, 0),
-        "createdAt": book.created_at,
-        "updatedAt": book.updated_at,
+        "createdAt": timestamp(book.created_at),
+        "updatedAt": timestamp(book.updated_at),
     }
 
 
@@ -93,7 +94,7 @@ def list_books(request):
             rows = matching_rows(session, statement, q, limit + 1, book_id_after(after))
         page = {"items": rows[:limit], "next": rows[limit - 1][0] if len(rows) > limit else None}
     else:
-        rows, next_id = keyset_rows(request.dbsession, statement, Book.id, limit, book_id_after(after))
+        rows, next_id = keyset_rows(request.dbsession.connection(), statement, Book.id, limit, book_id_after(after))
         page = {"items": rows, "next": next_id}
     page["items"] = [serialize_book(row, row[-2], row[-1]) for row in page["items"]]
     return page

@@ -2,6 +2,7 @@
 
 from booknexus.circulation.eventlog.streams import STREAMS, Stream
 from booknexus.circulation.models import Checkout, Hold
+from booknexus.web.schema import timestamp
 
 
 def serialize_checkout(checkout: Checkout) -> dict:
@@ -9,12 +10,12 @@ def serialize_checkout(checkout: Checkout) -> dict:
         "id": checkout.id,
         "userId": checkout.user_id,
         "bookId": checkout.book_id,
-        "checkedOutAt": checkout.checked_out_at,
-        "dueAt": checkout.due_at,
-        "returnedAt": checkout.returned_at,
+        "checkedOutAt": timestamp(checkout.checked_out_at),
+        "dueAt": timestamp(checkout.due_at),
+        "returnedAt": timestamp(checkout.returned_at),
         "renewals": checkout.renewals,
-        "createdAt": checkout.created_at,
-        "updatedAt": checkout.updated_at,
+        "createdAt": timestamp(checkout.created_at),
+        "updatedAt": timestamp(checkout.updated_at),
     }
 
 
@@ -25,9 +26,9 @@ def serialize_hold(hold: Hold, position: int | None) -> dict:
         "bookId": hold.book_id,
         "status": hold.status,
         "position": position,
-        "placedAt": hold.placed_at,
-        "readyAt": hold.ready_at,
-        "expiresAt": hold.expires_at,
+        "placedAt": timestamp(hold.placed_at),
+        "readyAt": timestamp(hold.ready_at),
+        "expiresAt": timestamp(hold.expires_at),
     }
 
 
@@ -41,7 +42,7 @@ def serializer(stream: Stream):
             "userId": event.user_id,
             "bookId": event.book_id,
             "type": event.type,
-            "occurredAt": event.occurred_at,
+            "occurredAt": timestamp(event.occurred_at),
             "data": event.data,
         }
 

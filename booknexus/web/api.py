@@ -36,15 +36,16 @@ def keyset_page(session, statement: Select, key, limit: int, after: int | None, 
     return {"items": [serialize(*row) for row in rows], "next": next_key}
 
 
-def keyset_rows(session, statement: Select, key, limit: int, after: int | None) -> tuple[list, int | None]:
-    """One page's rows ordered by ``key`` after ``after``, and the next page's cursor.
+def keyset_rows(executor, statement: Select, key, limit: int, after: int | None) -> tuple[list, int | None]:
+    """One page's rows ordered by ``key`` after ``after``, and the next page's cursor; run on
+    a session, or on a connection (the read side's rows, with no ORM around them).
 
     Keyset pagination: the cost of a page does not depend on how deep it is. The statement
     selects an entity or its id first (and maybe more columns).
     """
     if after is not None:
         statement = statement.where(key > after)
-    rows = session.execute(statement.order_by(key).limit(limit + 1)).all()
+    rows = executor.execute(statement.order_by(key).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1][0] if rows else None

@@ -1,8 +1,9 @@
 """The declarative base: one MetaData whose naming convention names every constraint."""
 
 from datetime import UTC, datetime
+from functools import cache
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, MetaData, inspect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -25,6 +26,12 @@ ISO_UTC_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'  # ``isoformat`` in Postgr
 def isoformat(value: datetime) -> str:
     """The one text form of a timestamp: UTC, microseconds, offset (as the SQL appends write it)."""
     return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def timestamp(value: datetime | None) -> str | None:
+    """A timestamp as the API shows it (None stays null). Serializers call it themselves:
+    the JSON renderer's adapter lookup for each datetime costs more than the formatting."""
+    return None if value is None else isoformat(value)
 
 
 class UTCDateTime(TypeDecorator):
@@ -52,3 +59,13 @@ class UTCDateTime(TypeDecorator):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+@cache
+def attribute_columns(model) -> tuple:
+    """Every mapped column of ``model``, labelled with its attribute's name: a Core row of
+    them reads like the model (``row.user_id``, ``row.created_at``), so the read side's rows
+    and the write side's objects share one serializer per kind. The primary key comes first,
+    as keyset paging (``web.api.keyset_rows``) reads it."""
+    attributes = sorted(inspect(model).column_attrs, key=lambda attribute: not attribute.columns[0].primary_key)
+    return tuple(getattr(model, attribute.key).label(attribute.key) for attribute in attributes)

@@ -88,13 +88,13 @@ class BearerTokenPolicy:
 
     def authenticated_userid(self, request):
         identity = self.identity(request)
-        return identity.user.id if identity else None
+        return identity.user_id if identity else None
 
     def permits(self, request, context, permission):
         principals = [Everyone]
         identity = self.identity(request)
         if identity is not None:
-            principals += [Authenticated, f"user:{identity.user.id}", f"role:{identity.user.role}"]
+            principals += [Authenticated, f"user:{identity.user_id}", f"role:{identity.role}"]
         return ACLHelper().permits(context, principals, permission)
 
     def remember(self, request, userid, **kw):

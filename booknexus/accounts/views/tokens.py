@@ -47,5 +47,5 @@ def log_in(request):
 
 @api_view(route_name="current_token", request_method="DELETE", permission="authenticated")
 def log_out(request):
-    tokens.revoke(request.dbsession, request.identity.token)
+    tokens.revoke(request.dbsession, request.identity.token_id)
     return HTTPNoContent()

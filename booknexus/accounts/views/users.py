@@ -106,7 +106,7 @@ def change_password(request, user: User, password: str, current: str | None) -> 
     elif not request.has_permission(MANAGE):  # the edit permission already means: own, or librarian
         raise ApiError(403, "forbidden", "Only a librarian may set another user's password.")
     user.password_hash = hash_password(password)
-    tokens.revoke_all(request.dbsession, user.id, keep=request.identity.token if own else None)
+    tokens.revoke_all(request.dbsession, user.id, keep=request.identity.token_id if own else None)
 
 
 @api_view(route_name="user", request_method="DELETE")

@@ -14,9 +14,9 @@ from booknexus.circulation.queries import lock_book_of
 from booknexus.circulation.queue import settle_for
 from booknexus.circulation.rules import ensure_may_borrow, rules
 from booknexus.circulation.serialize import serialize_checkout
-from booknexus.web.api import api_view, keyset_page, path_id, query_params
+from booknexus.web.api import api_view, keyset_rows, path_id, query_params
 from booknexus.web.errors import ApiError, not_found
-from booknexus.web.schema import isoformat, utcnow
+from booknexus.web.schema import attribute_columns, isoformat, utcnow
 from booknexus.web.security import MANAGE
 
 
@@ -44,7 +44,7 @@ def lock_open_checkout(request):
 @api_view(route_name="checkouts", request_method="GET", permission="view")
 def list_checkouts(request):
     params = query_params(request)
-    statement = select(Checkout)
+    statement = select(*attribute_columns(Checkout))  # rows, not objects: the read side
     if params.get("userId") is not None:
         statement = statement.where(Checkout.user_id == params["userId"])
     if params.get("bookId") is not None:
@@ -55,14 +55,8 @@ def list_checkouts(request):
         )
     if params.get("overdue"):
         statement = statement.where(Checkout.returned_at.is_(None), Checkout.due_at < utcnow())
-    return keyset_page(
-        request.dbsession,
-        statement,
-        Checkout.id,
-        params["limit"],
-        params.get("after"),
-        serialize_checkout,
-    )
+    rows, next_id = keyset_rows(request.dbsession.connection(), statement, Checkout.id, params["limit"], params.get("after"))
+    return {"items": [serialize_checkout(row) for row in rows], "next": next_id}
 
 
 @api_view(route_name="checkouts", request_method="POST", permission="checkout")
@@ -112,7 +106,10 @@ def create_checkout(request):
 @api_view(route_name="checkout", request_method="GET", permission="view")
 def show_checkout(request):
     checkout_id = path_id(request)
-    checkout = request.dbsession.get(Checkout, checkout_id)
+    checkout = (
+        request.dbsession.execute(select(*attribute_columns(Checkout)).where(Checkout.id == checkout_id))
+        .first()
+    )
     if checkout is None:
         raise not_found("checkout", checkout_id)
     return serialize_checkout(checkout)

@@ -2,46 +2,46 @@ from sqlalchemy import exists, select
 
 from booknexus.circulation.eventlog.streams import CHECKOUTS, HOLDS, Stream
 from booknexus.circulation.serialize import SERIALIZERS
-from booknexus.web.api import api_view, keyset_page, path_id, query_params
+from booknexus.web.api import api_view, keyset_rows, path_id, query_params
 from booknexus.web.errors import not_found
+from booknexus.web.reads import snapshot
+from booknexus.web.schema import attribute_columns
 
 FILTERS = ("userId", "bookId", "type")
 
 
-def events_page(request, stream: Stream, **equal):
+def events_page(request, session, stream: Stream, **equal):
     """A page of ``stream``'s log in position order, the one way every log is tailed."""
     params = query_params(request)
     events = stream.events
-    statement = select(stream.event)
+    statement = select(*attribute_columns(stream.event))  # rows, not objects: the read side
     for name, value in equal.items():
         if value is not None:
             statement = statement.where(events.c[name] == value)
-    return keyset_page(
-        request.dbsession,
-        statement,
-        events.c.id,
-        params["limit"],
-        params.get("after"),
-        SERIALIZERS[stream],
-    )
+    rows, next_id = keyset_rows(session.connection(), statement, events.c.id, params["limit"], params.get("after"))
+    serialize = SERIALIZERS[stream]
+    return {"items": [serialize(row) for row in rows], "next": next_id}
 
 
 def log_page(request, stream: Stream):
     params = query_params(request)
-    return events_page(request, stream, **{name: params.get(name) for name in (stream.key, *FILTERS)})
+    return events_page(
+        request, request.dbsession, stream, **{name: params.get(name) for name in (stream.key, *FILTERS)}
+    )
 
 
 def history_page(request, stream: Stream):
     record_id = path_id(request)
-    known = request.dbsession.scalar(
-        select(
-            exists().where(stream.events.c[stream.key] == record_id)
-            | exists().where(stream.records.c.id == record_id)
+    with snapshot(request) as session:  # two statements, one state of the log
+        known = session.scalar(
+            select(
+                exists().where(stream.events.c[stream.key] == record_id)
+                | exists().where(stream.records.c.id == record_id)
+            )
         )
-    )
-    if not known:
-        raise not_found(stream.records.name.lower().rstrip("s"), record_id)
-    return events_page(request, stream, **{stream.key: record_id})
+        if not known:
+            raise not_found(stream.records.name.lower().rstrip("s"), record_id)
+        return events_page(request, session, stream, **{stream.key: record_id})
 
 
 @api_view(route_name="checkout_events", request_method="GET", permission="view")

@@ -12,9 +12,9 @@ from booknexus.circulation.queries import lock_book_of
 from booknexus.circulation.queue import queue_position, settle_for
 from booknexus.circulation.rules import ensure_may_hold, rules
 from booknexus.circulation.serialize import serialize_hold
-from booknexus.web.api import api_view, keyset_page, path_id, query_params
+from booknexus.web.api import api_view, keyset_rows, path_id, query_params
 from booknexus.web.errors import ApiError, not_found
-from booknexus.web.schema import utcnow
+from booknexus.web.schema import attribute_columns, utcnow
 
 
 def with_position(request, hold_id: int) -> dict:
@@ -27,13 +27,12 @@ def with_position(request, hold_id: int) -> dict:
 @api_view(route_name="holds", request_method="GET", permission="view")
 def list_holds(request):
     params = query_params(request)
-    statement = select(Hold, queue_position())
+    statement = select(*attribute_columns(Hold), queue_position())  # rows, not objects
     for name, column in (("userId", Hold.user_id), ("bookId", Hold.book_id), ("status", Hold.status)):
         if params.get(name) is not None:
             statement = statement.where(column == params[name])
-    return keyset_page(
-        request.dbsession, statement, Hold.id, params["limit"], params.get("after"), serialize_hold
-    )
+    rows, next_id = keyset_rows(request.dbsession.connection(), statement, Hold.id, params["limit"], params.get("after"))
+    return {"items": [serialize_hold(row, row[-1]) for row in rows], "next": next_id}
 
 
 @api_view(route_name="holds", request_method="POST", permission="hold")
