@@ -140,6 +140,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+OLD_BACKEND = HERE / "old-backend"  # Express + Sequelize, as the old back end served a book
+
+
+def install_old_backend() -> None:
+    if not (OLD_BACKEND / "node_modules").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=OLD_BACKEND, check=True)
+
+
 SERVER_LOG = HERE / "server.log"  # the served processes' stderr: production.ini logs a JSON line per request
 
 
@@ -154,6 +162,9 @@ def server(which: str, name: str | None = None, settings: dict | None = None, wo
     if workers:
         command = [str(Path(PYTHON).parent / "booknexus-serve"), str(ROOT / "production.ini"),
                    "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
+    elif which == "old":
+        command = ["node", str(OLD_BACKEND / "server.js")]
+        env |= {"PORT": str(port), "DATABASE_URL": libpq(url_of(name))}
     else:
         command = [PYTHON, str(HERE / "serve.py"), which, str(port)]
     log = SERVER_LOG.open("a")
@@ -163,7 +174,7 @@ def server(which: str, name: str | None = None, settings: dict | None = None, wo
         deadline = time.monotonic() + 60
         while True:
             try:
-                probe = {"booknexus": "/health", "lean": "/books/1"}.get(which, "/constant/1")
+                probe = {"booknexus": "/health", "lean": "/books/1", "old": "/books/1"}.get(which, "/constant/1")
                 with urllib.request.urlopen(url + probe, timeout=2):
                     break
             except OSError:
@@ -450,12 +461,15 @@ def bench_workers() -> list[dict]:
     """booknexus-serve with 2 workers vs 1 on the same database: reads and writes apart,
     with 16 connections so that both workers' 8 threads have work."""
     name, env = http_database()
-    runs = {f"{kind}_{n}": [] for kind in ("read", "write") for n in (1, 2)}
+    install_old_backend()
+    runs = {f"{kind}_{n}": [] for kind in ("read", "write") for n in (1, 2)} | {"old": []}
     for _ in range(RUNS):
         for n in (1, 2):
             with server("booknexus", name, workers=n) as url:
                 runs[f"read_{n}"].append(wrk(url + "/books/1", "bearer.lua", connections=16, env=env))
                 runs[f"write_{n}"].append(wrk(url + "/checkouts", "checkout_return.lua", connections=16, env=env))
+        with server("old", name) as url:
+            runs["old"].append(wrk(url + "/books/1", connections=16))
     out = subprocess.run([PYTHON, str(HERE / "lock_hold.py")], env=env_for(name), check=True,
                          capture_output=True, text=True, cwd=ROOT)
     hold = json.loads(out.stdout)
@@ -465,6 +479,9 @@ def bench_workers() -> list[dict]:
         row("HTTP GET /books/{id}, 2 workers vs 1 (req/s, 2 cores)",
             median_of(runs["read_2"], "rps") / median_of(runs["read_1"], "rps"), "report", lambda r: True,
             {"one_worker": runs["read_1"], "two_workers": runs["read_2"]}),
+        row("HTTP GET /books/{id}, booknexus-serve on every core (2 workers) vs the old back end (Express + Sequelize)",
+            median_of(runs["read_2"], "rps") / median_of(runs["old"], "rps"), "report", lambda r: True,
+            {"old_backend": runs["old"], "two_workers": runs["read_2"]}),
         row("HTTP POST /checkouts + return, 2 workers vs 1 (req/s, 2 cores)",
             writes_per_second / median_of(runs["write_1"], "rps"), "report", lambda r: True,
             {"one_worker": runs["write_1"], "two_workers": runs["write_2"]}),
