@@ -28,6 +28,7 @@ PYTHON = sys.executable
 ADMIN_URL = os.environ.get("BOOKNEXUS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 RUNS = int(os.environ.get("BENCH_RUNS", 3))
 WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", 8))
+SHORT = max(WRK_SECONDS * 5 // 8, 1)  # the serving benches' runs: make bench stays under 20 minutes
 ONLY = os.environ.get("BENCH_ONLY", "").split(",") if os.environ.get("BENCH_ONLY") else []  # e.g. bench_startup
 BIG = 1_000_000
 ORPHANS = 100_000
@@ -193,9 +194,10 @@ READERS_SQL = ('INSERT INTO "Users" (name, email, "createdAt", "updatedAt") '
                f"SELECT 'Bench ' || n, 'bench' || n || '@example.org', now(), now() FROM generate_series(1, {READERS}) n")
 
 
-def wrk(url: str, script: str | None = None, connections: int = 8, env: dict | None = None) -> dict:
+def wrk(url: str, script: str | None = None, connections: int = 8, env: dict | None = None,
+        seconds: int | None = None) -> dict:
     """One wrk run; one with errors (non-2xx answers, socket errors) is no measurement: it fails."""
-    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{WRK_SECONDS}s", "--latency", url]
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds or WRK_SECONDS}s", "--latency", url]
     if script:
         command[1:1] = ["-s", str(HERE / script)]
     out = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, **(env or {})}).stdout
@@ -466,10 +468,11 @@ def bench_workers() -> list[dict]:
     for _ in range(RUNS):
         for n in (1, 2):
             with server("booknexus", name, workers=n) as url:
-                runs[f"read_{n}"].append(wrk(url + "/books/1", "bearer.lua", connections=16, env=env))
-                runs[f"write_{n}"].append(wrk(url + "/checkouts", "checkout_return.lua", connections=16, env=env))
+                runs[f"read_{n}"].append(wrk(url + "/books/1", "bearer.lua", connections=16, env=env, seconds=SHORT))
+                runs[f"write_{n}"].append(wrk(url + "/checkouts", "checkout_return.lua", connections=16, env=env,
+                                              seconds=SHORT))
         with server("old", name) as url:
-            runs["old"].append(wrk(url + "/books/1", connections=16))
+            runs["old"].append(wrk(url + "/books/1", connections=16, seconds=SHORT))
     out = subprocess.run([PYTHON, str(HERE / "lock_hold.py")], env=env_for(name), check=True,
                          capture_output=True, text=True, cwd=ROOT)
     hold = json.loads(out.stdout)
@@ -505,8 +508,8 @@ def bench_observing_overhead() -> list[dict]:
     with server("booknexus", name) as on_url, server("booknexus", name, WITHOUT_OBSERVING) as off_url:
         for _ in range(RUNS):
             for state, url in (("on", on_url), ("off", off_url)):
-                runs[f"read_{state}"].append(wrk(url + "/books/1", "bearer.lua", env=env))
-                runs[f"write_{state}"].append(wrk(url + "/checkouts", "checkout_return.lua", env=env))
+                runs[f"read_{state}"].append(wrk(url + "/books/1", "bearer.lua", env=env, seconds=SHORT))
+                runs[f"write_{state}"].append(wrk(url + "/checkouts", "checkout_return.lua", env=env, seconds=SHORT))
     drop_database(name)
     return [
         row(f"HTTP {what}, access log + metrics on vs off (req/s)",

@@ -94,7 +94,9 @@ def list_books(request):
             rows = matching_rows(session, statement, q, limit + 1, book_id_after(after))
         page = {"items": rows[:limit], "next": rows[limit - 1][0] if len(rows) > limit else None}
     else:
-        rows, next_id = keyset_rows(request.dbsession.connection(), statement, Book.id, limit, book_id_after(after))
+        rows, next_id = keyset_rows(
+            request.dbsession.connection(), statement, Book.id, limit, book_id_after(after)
+        )
         page = {"items": rows, "next": next_id}
     page["items"] = [serialize_book(row, row[-2], row[-1]) for row in page["items"]]
     return page

@@ -67,5 +67,7 @@ def attribute_columns(model) -> tuple:
     them reads like the model (``row.user_id``, ``row.created_at``), so the read side's rows
     and the write side's objects share one serializer per kind. The primary key comes first,
     as keyset paging (``web.api.keyset_rows``) reads it."""
-    attributes = sorted(inspect(model).column_attrs, key=lambda attribute: not attribute.columns[0].primary_key)
+    attributes = sorted(
+        inspect(model).column_attrs, key=lambda attribute: not attribute.columns[0].primary_key
+    )
     return tuple(getattr(model, attribute.key).label(attribute.key) for attribute in attributes)

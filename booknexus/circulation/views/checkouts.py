@@ -55,7 +55,9 @@ def list_checkouts(request):
         )
     if params.get("overdue"):
         statement = statement.where(Checkout.returned_at.is_(None), Checkout.due_at < utcnow())
-    rows, next_id = keyset_rows(request.dbsession.connection(), statement, Checkout.id, params["limit"], params.get("after"))
+    rows, next_id = keyset_rows(
+        request.dbsession.connection(), statement, Checkout.id, params["limit"], params.get("after")
+    )
     return {"items": [serialize_checkout(row) for row in rows], "next": next_id}
 
 
@@ -106,10 +108,9 @@ def create_checkout(request):
 @api_view(route_name="checkout", request_method="GET", permission="view")
 def show_checkout(request):
     checkout_id = path_id(request)
-    checkout = (
-        request.dbsession.execute(select(*attribute_columns(Checkout)).where(Checkout.id == checkout_id))
-        .first()
-    )
+    checkout = request.dbsession.execute(
+        select(*attribute_columns(Checkout)).where(Checkout.id == checkout_id)
+    ).first()
     if checkout is None:
         raise not_found("checkout", checkout_id)
     return serialize_checkout(checkout)

@@ -18,7 +18,9 @@ def events_page(request, session, stream: Stream, **equal):
     for name, value in equal.items():
         if value is not None:
             statement = statement.where(events.c[name] == value)
-    rows, next_id = keyset_rows(session.connection(), statement, events.c.id, params["limit"], params.get("after"))
+    rows, next_id = keyset_rows(
+        session.connection(), statement, events.c.id, params["limit"], params.get("after")
+    )
     serialize = SERIALIZERS[stream]
     return {"items": [serialize(row) for row in rows], "next": next_id}
 

@@ -31,7 +31,9 @@ def list_holds(request):
     for name, column in (("userId", Hold.user_id), ("bookId", Hold.book_id), ("status", Hold.status)):
         if params.get(name) is not None:
             statement = statement.where(column == params[name])
-    rows, next_id = keyset_rows(request.dbsession.connection(), statement, Hold.id, params["limit"], params.get("after"))
+    rows, next_id = keyset_rows(
+        request.dbsession.connection(), statement, Hold.id, params["limit"], params.get("after")
+    )
     return {"items": [serialize_hold(row, row[-1]) for row in rows], "next": next_id}
 
 
