@@ -1,14 +1,21 @@
 """The read side (booknexus.web.reads): GETs outside pyramid_tm, no pre-ping, one snapshot
 per response, and a dead connection costing the reader nothing. PostgreSQL, real commits."""
 
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import threading
+from pathlib import Path
 
 import psycopg.pq
 import pytest
 import sqlalchemy as sa
 import transaction
 import webtest
-from conftest import app_settings, bearer, close_app, librarian_token, started
+from conftest import app_settings, bearer, close_app, librarian_token, migrate, started
 
 import booknexus
 
@@ -157,3 +164,70 @@ def test_a_read_after_the_database_dropped_every_connection_answers_200(pg_app):
     assert killed >= 1
     assert client.get(f"/books/{book['id']}").json["title"] == "Dune"
     assert client.get("/books").status_int == 200
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of this test's own (initdb in a temporary directory, a free port),
+    so that restarting it disturbs no other test."""
+
+    def __init__(self):
+        self.bindir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1]).parent
+        self.directory = Path(tempfile.mkdtemp(prefix="booknexus-pg-"))
+        self.data = self.directory / "data"
+        self.port = free_port()
+        # PostgreSQL refuses to run as root: as its own user, as an operator would
+        self.as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_owner:
+            shutil.chown(self.directory, "postgres", "postgres")
+        self.run("initdb", "-D", str(self.data), "--auth=trust", "-U", "postgres", "--no-sync")
+        self.pg_ctl("start")
+
+    def run(self, program: str, *args: str) -> None:
+        # no pipes: the server pg_ctl starts would hold them open, and this would never return
+        subprocess.run(
+            [*self.as_owner, str(self.bindir / program), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
+
+    def pg_ctl(self, action: str) -> None:
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.directory / "server.log")
+        self.run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-m", "fast", "-w", action)
+
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def close(self) -> None:
+        self.pg_ctl("stop")
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture
+def private_postgres(postgres):  # needs what the suite needs: PostgreSQL's programs
+    server = PrivatePostgres()
+    yield server
+    server.close()
+
+
+def test_reads_answer_across_a_real_postgresql_restart(private_postgres, serve_url):
+    url = private_postgres.url()
+    migrate(url)
+    served = serve_url(url, librarian_token(url))
+    status, book = served.request("POST", "/books", {"title": "Dune", "author": "Frank Herbert"})
+    assert status == 201
+    reads = [f"/books/{book['id']}", "/books?limit=5", "/books?q=dune", "/checkout-events"]
+    assert [served.request("GET", path)[0] for path in reads] == [200] * len(reads)  # pooled connections
+
+    private_postgres.pg_ctl("restart")  # every pooled connection is now dead
+
+    assert [served.request("GET", path)[0] for path in reads] == [200] * len(reads)
+    assert served.request("PATCH", f"/books/{book['id']}", {"title": "Dune Messiah"})[0] == 200  # pre-ping

@@ -28,6 +28,7 @@ from booknexus.circulation.privacy import (
 from booknexus.circulation.serialize import SERIALIZERS, serialize_checkout
 from booknexus.web.api import api_view, path_id, query_params
 from booknexus.web.errors import ApiError
+from booknexus.web.reads import snapshot
 from booknexus.web.schema import isoformat
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,13 @@ def _position(after: str) -> tuple[datetime, str, int]:
 
 @api_view(route_name="user_history", request_method="GET", permission="view")
 def reading_history(request):
+    with snapshot(request) as session:  # the reader, then their records: one state of both
+        return history_page(request, session)
+
+
+def history_page(request, session):
     """Loans and holds, newest first (by when they began), keyset-paged on (time, kind, id)."""
-    session, params = request.dbsession, query_params(request)
+    params = query_params(request)
     user = get_user(session, path_id(request))
     loans = select(
         literal("loan").label("kind"),
@@ -98,8 +104,12 @@ def reading_history(request):
 
 @api_view(route_name="user_export", request_method="GET", permission="view")
 def export(request):
+    with snapshot(request) as session:  # five statements, one state of the reader's records
+        return everything_about(request, session)
+
+
+def everything_about(request, session):
     """Everything held about a reader, for a subject access request."""
-    session = request.dbsession
     user = get_user(session, path_id(request))
     checkouts = session.scalars(select(Checkout).where(Checkout.user_id == user.id).order_by(Checkout.id))
     holds = session.scalars(select(Hold).where(Hold.user_id == user.id).order_by(Hold.id))
