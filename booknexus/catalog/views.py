@@ -8,7 +8,7 @@ from booknexus.catalog.models import Book
 from booknexus.catalog.queries import get_book
 from booknexus.catalog.search import matching_rows, search_page
 from booknexus.catalog.stock import out_columns
-from booknexus.web.api import api_view, keyset_rows, path_id, query_params
+from booknexus.web.api import api_view, keyset_rows, keyset_statement, path_id, query_params
 from booknexus.web.errors import ApiError, not_found
 from booknexus.web.reads import read_connection, snapshot
 from booknexus.web.schema import timestamp
@@ -94,9 +94,9 @@ def list_books(request):
             rows = matching_rows(session, statement, q, limit + 1, book_id_after(after))
         page = {"items": rows[:limit], "next": rows[limit - 1][0] if len(rows) > limit else None}
     else:
-        rows, next_id = keyset_rows(
-            request.dbsession.connection(), statement, Book.id, limit, book_id_after(after)
-        )
+        after = book_id_after(after)
+        page_statement = books_page(request.registry, after is not None)
+        rows, next_id = keyset_rows(request.dbsession.connection(), page_statement, limit, after)
         page = {"items": rows, "next": next_id}
     page["items"] = [serialize_book(row, row[-2], row[-1]) for row in page["items"]]
     return page
@@ -121,6 +121,13 @@ def create_book(request):
     request.dbsession.flush()
     request.response.status_int = 201
     return serialize_book(book, 0, 0)
+
+
+def books_page(registry, after: bool):
+    key = (BOOKS_WITH_STOCK, "page", after)
+    if key not in registry:
+        registry[key] = keyset_statement(books_with_stock(registry), Book.id, after)
+    return registry[key]
 
 
 def book_with_stock(registry):

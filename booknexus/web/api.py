@@ -5,7 +5,7 @@ from datetime import datetime
 from pyramid.events import NewRequest, subscriber
 from pyramid.renderers import JSON
 from pyramid.view import view_config
-from sqlalchemy import Select
+from sqlalchemy import Select, bindparam
 
 from booknexus.web.errors import ApiError
 from booknexus.web.schema import isoformat
@@ -32,20 +32,26 @@ def path_id(request) -> int:
 def keyset_page(session, statement: Select, key, limit: int, after: int | None, serialize):
     """One page ordered by ``key``, starting after the cursor ``after``; ``serialize`` gets
     each row's values."""
-    rows, next_key = keyset_rows(session, statement, key, limit, after)
+    page = keyset_statement(statement, key, after is not None)
+    rows, next_key = keyset_rows(session, page, limit, after)
     return {"items": [serialize(*row) for row in rows], "next": next_key}
 
 
-def keyset_rows(executor, statement: Select, key, limit: int, after: int | None) -> tuple[list, int | None]:
-    """One page's rows ordered by ``key`` after ``after``, and the next page's cursor; run on
-    a session, or on a connection (the read side's rows, with no ORM around them).
+def keyset_statement(statement: Select, key, after: bool) -> Select:
+    """``statement`` as a page ordered by ``key``: rows after the bind parameter ``after``
+    (if ``after``), at most the bind parameter ``limit``. Keyset pagination: a page costs
+    the same however deep it is. Its values are bound, so the read side builds each shape
+    of page once and runs it many times (building a statement cost more than running it)."""
+    if after:
+        statement = statement.where(key > bindparam("after"))
+    return statement.order_by(key).limit(bindparam("limit"))
 
-    Keyset pagination: the cost of a page does not depend on how deep it is. The statement
-    selects an entity or its id first (and maybe more columns).
-    """
-    if after is not None:
-        statement = statement.where(key > after)
-    rows = executor.execute(statement.order_by(key).limit(limit + 1)).all()
+
+def keyset_rows(executor, page: Select, limit: int, after: int | None, values: dict | None = None):
+    """The rows of one page (a ``keyset_statement``, selecting an entity or its id first)
+    and the next page's cursor; run on a session, or on a connection (the read side's rows,
+    with no ORM around them)."""
+    rows = executor.execute(page, {**(values or {}), "after": after, "limit": limit + 1}).all()
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1][0] if rows else None

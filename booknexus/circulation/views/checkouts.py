@@ -1,7 +1,8 @@
 from datetime import timedelta
+from functools import cache
 
 from pyramid.httpexceptions import HTTPNoContent
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from booknexus.accounts.models import User
 from booknexus.catalog.queries import get_book
@@ -14,7 +15,7 @@ from booknexus.circulation.queries import lock_book_of
 from booknexus.circulation.queue import settle_for
 from booknexus.circulation.rules import ensure_may_borrow, rules
 from booknexus.circulation.serialize import serialize_checkout
-from booknexus.web.api import api_view, keyset_rows, path_id, query_params
+from booknexus.web.api import api_view, keyset_rows, keyset_statement, path_id, query_params
 from booknexus.web.errors import ApiError, not_found
 from booknexus.web.schema import attribute_columns, isoformat, utcnow
 from booknexus.web.security import MANAGE
@@ -41,22 +42,38 @@ def lock_open_checkout(request):
     return book, checkout
 
 
+# GET /checkouts' filters, as conditions on bind parameters of the same names
+CHECKOUT_FILTERS = {
+    "userId": Checkout.user_id == bindparam("userId"),
+    "bookId": Checkout.book_id == bindparam("bookId"),
+    "open": Checkout.returned_at.is_(None),
+    "returned": Checkout.returned_at.is_not(None),
+    "overdue": (Checkout.returned_at.is_(None))
+    & (Checkout.due_at < bindparam("now", type_=Checkout.due_at.type)),
+}
+
+
+@cache
+def checkouts_page(filters: tuple[str, ...], after: bool):
+    """A page of loans with these filters: built once per combination, run with values."""
+    statement = select(*attribute_columns(Checkout))  # rows, not objects: the read side
+    for name in filters:
+        statement = statement.where(CHECKOUT_FILTERS[name])
+    return keyset_statement(statement, Checkout.id, after)
+
+
 @api_view(route_name="checkouts", request_method="GET", permission="view")
 def list_checkouts(request):
     params = query_params(request)
-    statement = select(*attribute_columns(Checkout))  # rows, not objects: the read side
-    if params.get("userId") is not None:
-        statement = statement.where(Checkout.user_id == params["userId"])
-    if params.get("bookId") is not None:
-        statement = statement.where(Checkout.book_id == params["bookId"])
+    values = {"userId": params.get("userId"), "bookId": params.get("bookId"), "now": utcnow()}
+    filters = [name for name in ("userId", "bookId") if values[name] is not None]
     if params.get("open") is not None:
-        statement = statement.where(
-            Checkout.returned_at.is_(None) if params["open"] else Checkout.returned_at.is_not(None)
-        )
+        filters.append("open" if params["open"] else "returned")
     if params.get("overdue"):
-        statement = statement.where(Checkout.returned_at.is_(None), Checkout.due_at < utcnow())
+        filters.append("overdue")
+    page = checkouts_page(tuple(filters), params.get("after") is not None)
     rows, next_id = keyset_rows(
-        request.dbsession.connection(), statement, Checkout.id, params["limit"], params.get("after")
+        request.dbsession.connection(), page, params["limit"], params.get("after"), values
     )
     return {"items": [serialize_checkout(row) for row in rows], "next": next_id}
 

@@ -1,8 +1,10 @@
-from sqlalchemy import exists, select
+from functools import cache
+
+from sqlalchemy import bindparam, exists, select
 
 from booknexus.circulation.eventlog.streams import CHECKOUTS, HOLDS, Stream
 from booknexus.circulation.serialize import SERIALIZERS
-from booknexus.web.api import api_view, keyset_rows, path_id, query_params
+from booknexus.web.api import api_view, keyset_rows, keyset_statement, path_id, query_params
 from booknexus.web.errors import not_found
 from booknexus.web.reads import snapshot
 from booknexus.web.schema import attribute_columns
@@ -10,17 +12,23 @@ from booknexus.web.schema import attribute_columns
 FILTERS = ("userId", "bookId", "type")
 
 
+@cache
+def events_statement(stream: Stream, filters: tuple[str, ...], after: bool):
+    """A page of ``stream``'s log filtered on these columns (bind parameters of their names):
+    built once per combination, run with values."""
+    events = stream.events
+    statement = select(*attribute_columns(stream.event))  # rows, not objects: the read side
+    for name in filters:
+        statement = statement.where(events.c[name] == bindparam(name))
+    return keyset_statement(statement, events.c.id, after)
+
+
 def events_page(request, session, stream: Stream, **equal):
     """A page of ``stream``'s log in position order, the one way every log is tailed."""
     params = query_params(request)
-    events = stream.events
-    statement = select(*attribute_columns(stream.event))  # rows, not objects: the read side
-    for name, value in equal.items():
-        if value is not None:
-            statement = statement.where(events.c[name] == value)
-    rows, next_id = keyset_rows(
-        session.connection(), statement, events.c.id, params["limit"], params.get("after")
-    )
+    values = {name: value for name, value in equal.items() if value is not None}
+    page = events_statement(stream, tuple(values), params.get("after") is not None)
+    rows, next_id = keyset_rows(session.connection(), page, params["limit"], params.get("after"), values)
     serialize = SERIALIZERS[stream]
     return {"items": [serialize(row) for row in rows], "next": next_id}
 

@@ -1,5 +1,7 @@
+from functools import cache
+
 from pyramid.httpexceptions import HTTPNoContent
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from booknexus.accounts.models import User
 from booknexus.catalog.queries import get_book
@@ -12,7 +14,7 @@ from booknexus.circulation.queries import lock_book_of
 from booknexus.circulation.queue import queue_position, settle_for
 from booknexus.circulation.rules import ensure_may_hold, rules
 from booknexus.circulation.serialize import serialize_hold
-from booknexus.web.api import api_view, keyset_rows, path_id, query_params
+from booknexus.web.api import api_view, keyset_rows, keyset_statement, path_id, query_params
 from booknexus.web.errors import ApiError, not_found
 from booknexus.web.schema import attribute_columns, utcnow
 
@@ -24,15 +26,26 @@ def with_position(request, hold_id: int) -> dict:
     return serialize_hold(*row)
 
 
+HOLD_FILTERS = {"userId": Hold.user_id, "bookId": Hold.book_id, "status": Hold.status}
+
+
+@cache
+def holds_page(filters: tuple[str, ...], after: bool):
+    """A page of holds with their queue positions, filtered on these columns (bind
+    parameters of their names): built once per combination, run with values."""
+    statement = select(*attribute_columns(Hold), queue_position())  # rows, not objects
+    for name in filters:
+        statement = statement.where(HOLD_FILTERS[name] == bindparam(name))
+    return keyset_statement(statement, Hold.id, after)
+
+
 @api_view(route_name="holds", request_method="GET", permission="view")
 def list_holds(request):
     params = query_params(request)
-    statement = select(*attribute_columns(Hold), queue_position())  # rows, not objects
-    for name, column in (("userId", Hold.user_id), ("bookId", Hold.book_id), ("status", Hold.status)):
-        if params.get(name) is not None:
-            statement = statement.where(column == params[name])
+    values = {name: params[name] for name in HOLD_FILTERS if params.get(name) is not None}
+    page = holds_page(tuple(values), params.get("after") is not None)
     rows, next_id = keyset_rows(
-        request.dbsession.connection(), statement, Hold.id, params["limit"], params.get("after")
+        request.dbsession.connection(), page, params["limit"], params.get("after"), values
     )
     return {"items": [serialize_hold(row, row[-1]) for row in rows], "next": next_id}
 
