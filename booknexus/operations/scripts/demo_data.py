@@ -4,7 +4,6 @@ import argparse
 import sys
 from datetime import timedelta
 
-from pyramid.paster import bootstrap, setup_logging
 from sqlalchemy import func, select
 
 from booknexus.accounts.librarians import create_or_promote_librarian
@@ -14,6 +13,8 @@ from booknexus.catalog.isbn import normalise
 from booknexus.catalog.models import Book
 from booknexus.circulation.eventlog import append as eventlog
 from booknexus.circulation.models import Checkout
+from booknexus.operations.scripts import database_of
+from booknexus.web.db import get_session_factory
 from booknexus.web.schema import utcnow
 
 USERS = [("Ada Lovelace", "ada@example.org"), ("Alan Turing", "alan@example.org")]
@@ -52,11 +53,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("config_uri", help="e.g. development.ini")
     args = parser.parse_args(argv)
-    setup_logging(args.config_uri)
-    with bootstrap(args.config_uri) as env:
-        request = env["request"]
-        with request.tm:
-            loaded = load(request.dbsession)
+    # a session of its own, committed here: a script is no request (a bootstrapped request
+    # is a GET, which the app serves read-only, outside any transaction)
+    with database_of(args.config_uri) as engine:
+        with get_session_factory(engine)() as session, session.begin():
+            loaded = load(session)
     print("demo data loaded" if loaded else "database not empty: demo data left out")
     print(f"demo librarian: {LIBRARIAN[1]} / {LIBRARIAN[2]}")
     print(f"demo member:    {USERS[0][1]} / {MEMBER_PASSWORD}")
