@@ -3,10 +3,11 @@
 A thin entry point over gunicorn (its documented custom-application API): N pre-forked
 workers share one listening socket, each serving T threads (gunicorn's ``gthread``
 worker); a worker that dies is replaced; SIGTERM stops accepting and lets the requests in
-flight finish (up to ``graceful_timeout``) before the process exits; SIGHUP reloads the
-workers one by one. Defaults come from the ini: ``[booknexus:serve]`` (``workers``,
-``graceful_timeout``), else ``[server:main]``'s ``listen`` and ``threads`` (waitress's, so
-``pserve`` and this command serve the same port), else one worker per core and 8 threads.
+flight finish (up to ``graceful_timeout``) before the process exits; SIGHUP starts new
+workers on the code on disk and stops the old ones. Defaults come from the ini:
+``[booknexus:serve]`` (``workers``, ``graceful_timeout``), else ``[server:main]``'s
+``listen`` and ``threads`` (waitress's, so ``pserve`` and this command serve the same
+port), else one worker per core and 8 threads.
 
 Each worker loads the app itself, after the fork (no ``preload_app``): its SQLAlchemy pool,
 its startup thread and its connections are its own, never shared across a fork. The startup
