@@ -289,3 +289,18 @@ def test_request_id_reaches_the_header_the_error_body_and_the_json_log_line(work
     )
     assert not any(too_long in json.dumps(line) for line in served.lines)
     assert not any(line.get("unparsed") for line in served.lines), "every line is one JSON object"
+
+
+def test_sighup_replaces_the_workers_and_they_serve(workers):
+    served, _ = workers(2)
+    before = served.healthy_from_every_worker(2)
+    served.process.send_signal(signal.SIGHUP)
+    served.wait_for(
+        lambda: not (served.live_workers() & before) and len(served.live_workers()) == 2, what="new workers"
+    )
+    after = served.healthy_from_every_worker(2)
+    assert not (after & before)
+    # the old workers' exit left the metrics directory to the new ones
+    status, _, text = served.get("/metrics", METRICS_TOKEN)
+    assert status == 200 and b'route="/health"' in text
+    assert served.process.poll() is None

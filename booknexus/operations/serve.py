@@ -109,11 +109,13 @@ def main(argv=None) -> int:
         raise RuntimeError("prometheus_client was imported before its multiprocess directory was set")
     directory, ours = metrics_directory()
     os.environ[MULTIPROCESS_DIR_ENV] = str(directory)
-    try:
-        BookNexusServer(args.config_uri, serving_options(args.config_uri, args)).run()
-    finally:
-        if ours:
-            shutil.rmtree(directory, ignore_errors=True)
+    options = serving_options(args.config_uri, args)
+    if ours:
+        # gunicorn's hook runs in the master alone; a ``finally`` here would also run in
+        # every worker as it exits (each is forked inside this call) and pull the directory
+        # from under the others (seen on SIGHUP: the new workers failed to boot)
+        options["on_exit"] = lambda server: shutil.rmtree(directory, ignore_errors=True)
+    BookNexusServer(args.config_uri, options).run()
     return 0
 
 
