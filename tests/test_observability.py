@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import re
-import threading
 import urllib.error
 import urllib.request
 from configparser import ConfigParser
@@ -17,7 +16,6 @@ import sqlalchemy as sa
 from conftest import ROOT, bearer, librarian_token
 from helpers import make_book, make_user
 
-from booknexus.web import observe
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -285,21 +283,3 @@ def test_bulk_work_raises_the_limits_for_its_own_transaction_only(fresh_database
     with bulk.connect() as connection:
         assert connection.execute(sa.text("SHOW statement_timeout")).scalar() == "7min"
     bulk.dispose()
-
-
-def test_request_ids_are_per_thread(app):
-    """The id is a context variable: concurrent requests in other threads never see it."""
-    seen = {}
-
-    def note(name):
-        seen[name] = observe.current_request_id.get()
-
-    token = observe.current_request_id.set("main-thread")
-    try:
-        thread = threading.Thread(target=note, args=("other",))
-        thread.start()
-        thread.join()
-        note("main")
-    finally:
-        observe.current_request_id.reset(token)
-    assert seen == {"other": None, "main": "main-thread"}
