@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from conftest import ROOT, bearer, librarian_token
 from helpers import make_book, make_user
 
-
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
 
