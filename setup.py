@@ -52,7 +52,7 @@ setup(
     install_requires=requires,
     extras_require={"testing": tests_require},
     entry_points={
-        "paste.app_factory": ["main = booknexus:main"],
+        "paste.app_factory": ["main = booknexus.config:main"],
         "console_scripts": [
             "booknexus-demo-data = booknexus.operations.scripts.demo_data:main",
             "booknexus-check = booknexus.operations.scripts.check:main",

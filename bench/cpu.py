@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path.cwd()))  # the tree being measured
 
 from serve import baseline_app, lean_app  # noqa: E402  (bench/, this script's folder)
 
-import booknexus  # noqa: E402
+import booknexus.config  # noqa: E402
 from booknexus.accounts import tokens  # noqa: E402
 
 try:
@@ -89,7 +89,7 @@ def librarian(url: str) -> str:
 
 def main() -> int:
     url = os.environ["BOOKNEXUS_DATABASE_URL"]
-    app = booknexus.main({}, **production_settings(url))
+    app = booknexus.config.main({}, **production_settings(url))
     if "booknexus.startup" in app.registry:
         app.registry["booknexus.startup"].wait(120)
     client = webtest.TestApp(app, extra_environ={"HTTP_AUTHORIZATION": f"Bearer {librarian(url)}"})

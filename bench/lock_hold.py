@@ -21,7 +21,7 @@ import webtest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu import librarian, production_settings  # noqa: E402
 
-import booknexus  # noqa: E402
+import booknexus.config  # noqa: E402
 from booknexus.circulation.eventlog import append  # noqa: E402
 
 PAIRS = int(os.environ.get("BENCH_LOCK_PAIRS", 300))
@@ -29,7 +29,7 @@ PAIRS = int(os.environ.get("BENCH_LOCK_PAIRS", 300))
 
 def main() -> int:
     url = os.environ["BOOKNEXUS_DATABASE_URL"]
-    app = booknexus.main({}, **production_settings(url))
+    app = booknexus.config.main({}, **production_settings(url))
     app.registry["booknexus.startup"].wait(120)
     client = webtest.TestApp(app, extra_environ={"HTTP_AUTHORIZATION": f"Bearer {librarian(url)}"})
     held: list[float] = []

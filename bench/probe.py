@@ -19,9 +19,9 @@ from alembic import command
 from booknexus.accounts import tokens
 from booknexus.accounts.models import User
 from booknexus.circulation.privacy import Policy, apply_policy
+from booknexus.db.engines import get_engine, get_session_factory
 from booknexus.operations.foreign_keys import checkout_foreign_keys, problems
 from booknexus.operations.repair import repair
-from booknexus.web.db import get_engine, get_session_factory
 
 INI = str(Path(__file__).resolve().parent.parent / "production.ini")
 

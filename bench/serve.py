@@ -19,7 +19,7 @@ from pyramid.config import Configurator
 from pyramid.paster import get_app, get_appsettings, setup_logging
 from sqlalchemy import create_engine, text
 
-import booknexus
+import booknexus.config
 
 INI = str(Path(__file__).resolve().parent.parent / "production.ini")
 
@@ -106,7 +106,7 @@ def main():
     elif which != "booknexus":
         app = baseline_app()
     elif "BENCH_APP_SETTINGS" in os.environ:
-        app = booknexus.main({}, **{**get_appsettings(INI), **json.loads(os.environ["BENCH_APP_SETTINGS"])})
+        app = booknexus.config.main({}, **{**get_appsettings(INI), **json.loads(os.environ["BENCH_APP_SETTINGS"])})
     else:
         app = get_app(INI)
     # production.ini's waitress settings, for both apps

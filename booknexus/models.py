@@ -4,7 +4,7 @@ from booknexus.accounts.models import Token, User
 from booknexus.catalog.models import Book
 from booknexus.circulation.eventlog.models import CheckoutEvent, HoldEvent
 from booknexus.circulation.models import Checkout, Hold
-from booknexus.web.schema import Base
+from booknexus.db.schema import Base
 
 # Kept by the database itself, outside the ORM: search machinery (revisions 0007, 0008),
 # SQLite's marks for the capture triggers (0006) and for anonymisation (0010), and the

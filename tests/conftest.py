@@ -1,9 +1,10 @@
 """Fixtures: real SQLite and real PostgreSQL, migrated by Alembic, behind the real WSGI app.
 
-Every functional test runs once per backend (ids ``[sqlite]`` / ``[postgresql]``). Each test
-works inside one outer transaction that is rolled back at the end; every request inside it
-runs in a savepoint that pyramid_tm releases or rolls back, as it would commit or abort.
-Tests that need real commits (concurrency, startup, migrations) take a fresh database.
+Every functional test runs once per backend (ids ``[sqlite]`` / ``[postgresql]``), through the
+engines production uses (the command engine, the read engine and its snapshots) with no
+test hook in the app: the app is built once per backend and its database is put back to a
+copy of the migrated template before each test. Tests that need a database of their own
+(concurrency, startup, migrations) take a fresh copy too.
 """
 
 import contextlib
@@ -22,12 +23,12 @@ from alembic.config import Config
 from sqlalchemy.engine import make_url
 from webtest.http import StopableWSGIServer
 
-import booknexus
+import booknexus.config
 from alembic import command
 from booknexus.accounts import tokens
 from booknexus.accounts.models import User
-from booknexus.web.db import DATABASE_URL_ENV, get_engine
-from booknexus.web.security import LIBRARIAN
+from booknexus.accounts.roles import LIBRARIAN
+from booknexus.db.engines import DATABASE_URL_ENV, get_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(
@@ -214,40 +215,86 @@ def backend(request):
     return request.param
 
 
+class AppDatabase:
+    """The session-wide app's own database, put back to a copy of the migrated template
+    before each test: the app keeps its engines (command, read, snapshot) and builds nothing
+    again; only their pools are emptied, as a database restart would empty them."""
+
+    def __init__(self, backend: str, request, tmp_path_factory):
+        self.backend = backend
+        if backend == "postgresql":
+            self.server = request.getfixturevalue("postgres")
+            self.template = request.getfixturevalue("pg_template")
+            self.url = self.server.create(template=self.template)
+        else:
+            self.template_path = request.getfixturevalue("sqlite_template")
+            self.path = tmp_path_factory.mktemp("app") / "app.sqlite"
+            self.path.write_bytes(self.template_path.read_bytes())
+            self.url = f"sqlite:///{self.path}"
+
+    def reset(self, app) -> None:
+        for engine in ("dbengine", "read_engine"):
+            app.registry[engine].dispose()
+        if self.backend == "postgresql":
+            name = make_url(self.url).database
+            with self.server.engine.connect() as connection:
+                connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+                connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        else:
+            self.path.write_bytes(self.template_path.read_bytes())
+
+
 @pytest.fixture(scope="session")
-def app(backend, request, tmp_path_factory):
-    """The WSGI app over a database of its own, built once per backend."""
-    if backend == "postgresql":
-        server = request.getfixturevalue("postgres")
-        url = server.create()
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('app') / 'app.sqlite'}"
-    migrate(url)
-    application = started(booknexus.main({}, **app_settings(url)))
+def app_database(backend, request, tmp_path_factory):
+    return AppDatabase(backend, request, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def app(app_database):
+    """The WSGI app over a database of its own, built once per backend; each test that
+    uses it (through ``dbconnection``) starts from a fresh copy of the migrated template."""
+    application = started(booknexus.config.main({}, **app_settings(app_database.url)))
     yield application
     close_app(application)
 
 
 @pytest.fixture
-def dbconnection(app):
-    engine = app.registry["dbengine"]
-    with engine.connect() as connection:
-        outer = connection.begin()
+def dbconnection(app, app_database):
+    """A connection to the app's database, freshly copied from the template, for arranging
+    and inspecting data behind the API's back. ``Client`` commits it before each request,
+    so the app sees what the test arranged, and the next statement sees what the app did."""
+    app_database.reset(app)
+    with app.registry["dbengine"].connect() as connection:
         yield connection
-        outer.rollback()
+        connection.rollback()
 
 
 @pytest.fixture
 def dbsession(dbconnection):
-    """A session inside the test's outer transaction, for arranging data directly."""
-    with sa.orm.Session(bind=dbconnection, join_transaction_mode="create_savepoint") as session:
+    """A session on the test's connection, for arranging data directly (committed before
+    each request, as ``dbconnection`` is)."""
+    with sa.orm.Session(bind=dbconnection) as session:
         yield session
+
+
+class Client(webtest.TestApp):
+    """WebTest's client over the real app, committing what the test arranged first (the
+    test's session and connection): the app reads the database as any client would."""
+
+    def __init__(self, app, dbconnection, token: str | None = None, **extra_environ):
+        super().__init__(app, extra_environ={**(bearer(token) if token else {}), **extra_environ})
+        self.dbconnection = dbconnection
+
+    def do_request(self, *args, **kwargs):
+        if self.dbconnection.in_transaction():
+            self.dbconnection.commit()
+        return super().do_request(*args, **kwargs)
 
 
 @pytest.fixture
 def anonymous(app, dbconnection):
     """The app, as someone who has not logged in."""
-    return webtest.TestApp(app, extra_environ={"app.dbconnection": dbconnection})
+    return Client(app, dbconnection)
 
 
 @pytest.fixture
@@ -255,7 +302,7 @@ def testapp(app, dbconnection, dbsession):
     """The app, as a librarian (allowed everything): for tests of behaviour, not of access."""
     librarian, token = issue_token(dbsession)
     dbsession.commit()
-    client = webtest.TestApp(app, extra_environ={"app.dbconnection": dbconnection, **bearer(token)})
+    client = Client(app, dbconnection, token)
     client.user_id = librarian.id  # the actor the log must record
     return client
 
@@ -299,7 +346,7 @@ def serve_url():
     def start(url: str, token: str | None = None, wait: bool = True, **settings) -> Served:
         """``token``: sent as the bearer token (the tests that need one make a librarian's);
         ``wait``: for the startup work to be done before the first request."""
-        app = booknexus.main({}, **app_settings(url, **settings))
+        app = booknexus.config.main({}, **app_settings(url, **settings))
         served = Served(started(app) if wait else app, token)
         servers.append(served)
         return served

@@ -13,11 +13,11 @@ import webtest
 from conftest import ROOT, app_settings, bearer, close_app, issue_token
 from helpers import checkout, make_book
 
-import booknexus
 import booknexus.accounts.views.tokens
+import booknexus.config
 from booknexus.accounts.models import Token
-from booknexus.web.db import DATABASE_URL_ENV
-from booknexus.web.schema import utcnow
+from booknexus.db.engines import DATABASE_URL_ENV
+from booknexus.db.schema import utcnow
 
 PASSWORD = "s3cret-but-long"
 
@@ -236,7 +236,7 @@ def test_create_librarian_command(fresh_database):
     made = run("head@example.org", "--name", "Head Librarian", "--password-stdin", password=PASSWORD)
     assert made.returncode == 0, made.stderr
     assert "librarian head@example.org" in made.stdout
-    app = booknexus.main({}, **app_settings(url))
+    app = booknexus.config.main({}, **app_settings(url))
     try:
         issued = webtest.TestApp(app).post_json(
             "/auth/tokens", {"email": "head@example.org", "password": PASSWORD}
@@ -258,7 +258,7 @@ def throttled(fresh_database, monkeypatch):
         "booknexus.login_limit.per_account": "3 per 15 minutes",
         "booknexus.login_limit.per_address": "5 per 15 minutes",
     }
-    application = booknexus.main({}, **app_settings(fresh_database("sqlite"), **settings))
+    application = booknexus.config.main({}, **app_settings(fresh_database("sqlite"), **settings))
     verified = []
     real = booknexus.accounts.views.tokens.verify_password
     monkeypatch.setattr(

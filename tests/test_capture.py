@@ -12,17 +12,17 @@ import webtest
 from conftest import app_settings, bearer, close_app, librarian_token, started
 from helpers import checkout, hold, make_book, make_user
 
-import booknexus
+import booknexus.config
 from booknexus.circulation.eventlog.projection import compare
 from booknexus.circulation.eventlog.streams import HOLDS
-from booknexus.web.db import get_engine
+from booknexus.db.engines import get_engine
 
 
 @pytest.fixture
 def library(backend, fresh_database):
     """A served app, a reader with three loans, and a hand on the database (its own engine)."""
     url = fresh_database(backend)
-    app = started(booknexus.main({}, **app_settings(url)))
+    app = started(booknexus.config.main({}, **app_settings(url)))
     client = webtest.TestApp(app, extra_environ=bearer(librarian_token(url)))
     reader, other = make_user(client), make_user(client)
     book = make_book(client, copies=9)

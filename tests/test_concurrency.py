@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from booknexus.circulation.eventlog.projection import compare
 from booknexus.circulation.eventlog.streams import CHECKOUTS
 from booknexus.circulation.privacy import Policy, apply_policy
-from booknexus.web.db import get_session_factory
+from booknexus.db.engines import get_session_factory
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import webtest
 from conftest import app_settings, bearer, close_app, librarian_token, started
 from helpers import make_book, make_user
 
-import booknexus
+import booknexus.config
 from booknexus.web.errors import database_unavailable
 
 
@@ -106,7 +106,7 @@ def test_unknown_route_is_json_404_and_wrong_method_405(testapp):
 def test_unreachable_database_is_json_503():
     # port 1 on loopback: nothing listens there, the connection is refused at once
     url = "postgresql+psycopg://postgres@127.0.0.1:1/booknexus?connect_timeout=2"
-    application = booknexus.main({}, **app_settings(url))
+    application = booknexus.config.main({}, **app_settings(url))
     # a bearer token must be looked up: that is what finds the database gone
     app = webtest.TestApp(application, extra_environ=bearer("some-token"))
     response = app.get("/users", status=503)
@@ -121,7 +121,7 @@ def test_unreachable_database_is_json_503():
 
 def test_failed_requests_return_their_connections(backend, fresh_database):
     url = fresh_database(backend)
-    app = started(booknexus.main({}, **app_settings(url)))
+    app = started(booknexus.config.main({}, **app_settings(url)))
     client = webtest.TestApp(app, extra_environ=bearer(librarian_token(url)))
     try:
         for response, code in (

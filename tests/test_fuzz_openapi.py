@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks as st_checks
 from schemathesis.specs.openapi import checks as oa_checks
 
-import booknexus
+import booknexus.config
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ schema = schemathesis.openapi.from_path(files("booknexus") / "openapi.yaml")
 @pytest.fixture
 def fuzzed_app(backend, fresh_database):
     url = fresh_database(backend)
-    app = started(booknexus.main({}, **app_settings(url)))
+    app = started(booknexus.config.main({}, **app_settings(url)))
     app.token = librarian_token(url)  # fuzz as a librarian, who may call everything
     yield app
     close_app(app)

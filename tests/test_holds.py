@@ -15,7 +15,7 @@ from sqlalchemy import update
 from booknexus.circulation.eventlog import append as eventlog
 from booknexus.circulation.eventlog.projection import compare_all
 from booknexus.circulation.models import Hold
-from booknexus.web.db import DATABASE_URL_ENV
+from booknexus.db.engines import DATABASE_URL_ENV
 
 
 def ts(value: str) -> datetime:

@@ -12,8 +12,8 @@ from alembic.script import ScriptDirectory
 from conftest import ROOT, alembic_config, downgrade, migrate
 
 from booknexus.circulation.eventlog.projection import compare
+from booknexus.db.engines import DATABASE_URL_ENV, get_engine
 from booknexus.operations.foreign_keys import checkout_foreign_keys, problems
-from booknexus.web.db import DATABASE_URL_ENV, get_engine
 
 pytestmark = pytest.mark.slow
 

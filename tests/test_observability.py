@@ -260,8 +260,8 @@ def test_the_time_limit_answer_has_retry_after(fresh_database, serve_url):
 
 
 def test_bulk_work_raises_the_limits_for_its_own_transaction_only(fresh_database):
-    from booknexus.web.db import get_engine
-    from booknexus.web.timeouts import raise_for_bulk_work
+    from booknexus.db.engines import get_engine
+    from booknexus.db.timeouts import raise_for_bulk_work
 
     url = fresh_database("postgresql")
     settings = {

@@ -15,7 +15,7 @@ from conftest import bearer, issue_token
 from booknexus.accounts.passwords import hash_password
 from booknexus.catalog.models import Book
 from booknexus.circulation.models import WAITING, Checkout, Hold
-from booknexus.web.schema import utcnow
+from booknexus.db.schema import utcnow
 
 ANON, SELF, OTHER, LIB = "anonymous", "member on self", "member on another", "librarian"
 PASSWORD = "correct horse battery"

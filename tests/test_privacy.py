@@ -13,22 +13,22 @@ import webtest
 from conftest import ROOT, app_settings, bearer, close_app, issue_token, started
 from helpers import checkout, hold, make_book, make_user
 
-import booknexus
+import booknexus.config
 from booknexus.accounts import tokens
 from booknexus.accounts.models import User
 from booknexus.circulation.eventlog.projection import compare
 from booknexus.circulation.eventlog.streams import CHECKOUTS, HOLDS
 from booknexus.circulation.privacy import Policy, anonymous_reader, apply_policy
+from booknexus.db.engines import DATABASE_URL_ENV, get_engine, get_session_factory
+from booknexus.db.schema import utcnow
 from booknexus.operations.repair import reasons_to_repair
-from booknexus.web.db import DATABASE_URL_ENV, get_engine, get_session_factory
-from booknexus.web.schema import utcnow
 
 
 @pytest.fixture
 def library(backend, fresh_database):
     """A served app over a committed database, a librarian client, a hand on the database."""
     url = fresh_database(backend)
-    app = started(booknexus.main({}, **app_settings(url)))
+    app = started(booknexus.config.main({}, **app_settings(url)))
     hand = get_engine({"sqlalchemy.url": url})
     with sa.orm.Session(hand) as session, session.begin():
         _, token = issue_token(session)
@@ -203,7 +203,7 @@ def test_the_logs_refuse_every_other_change_even_on_the_anonymising_path(library
 def test_the_job_run_twice_at_once_anonymises_each_record_once(fresh_database):
     url = fresh_database("postgresql")
     engine = get_engine({"sqlalchemy.url": url})
-    app = started(booknexus.main({}, **app_settings(url)))
+    app = started(booknexus.config.main({}, **app_settings(url)))
     with sa.orm.Session(engine) as session, session.begin():
         _, token = issue_token(session)
     client = webtest.TestApp(app, extra_environ=bearer(token))
@@ -304,7 +304,9 @@ def test_erasure_is_refused_with_books_out_and_erases_without(library):
 
 def test_at_zero_days_a_return_anonymises_its_loan(backend, fresh_database):
     url = fresh_database(backend)
-    app = started(booknexus.main({}, **app_settings(url, **{"booknexus.privacy.loan_history_days": "0"})))
+    app = started(
+        booknexus.config.main({}, **app_settings(url, **{"booknexus.privacy.loan_history_days": "0"}))
+    )
     hand = get_engine({"sqlalchemy.url": url})
     with sa.orm.Session(hand) as session, session.begin():
         _, token = issue_token(session)

@@ -17,7 +17,7 @@ import transaction
 import webtest
 from conftest import app_settings, bearer, close_app, librarian_token, migrate, started
 
-import booknexus
+import booknexus.config
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ class TransactionsBegun:
 def pg_app(fresh_database):
     url = fresh_database("postgresql")
     token = librarian_token(url)
-    app = started(booknexus.main({}, **app_settings(url)))
+    app = started(booknexus.config.main({}, **app_settings(url)))
     yield app, url, webtest.TestApp(app, extra_environ=bearer(token))
     close_app(app)
 

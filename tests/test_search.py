@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from conftest import app_settings, close_app, migrate, started
 from helpers import error_code, make_book
 
-import booknexus
+import booknexus.config
 from booknexus.catalog import search
 from booknexus.catalog.search import Search, one_edit_away
 
@@ -199,7 +199,7 @@ def test_adopted_legacy_catalogue_is_indexed_by_the_migration(backend, empty_dat
         )
     engine.dispose()
     migrate(url)
-    app = started(booknexus.main({}, **app_settings(url)))
+    app = started(booknexus.config.main({}, **app_settings(url)))
     try:
         import webtest
 

@@ -6,6 +6,7 @@ written from production.ini (JSON log lines, read back from the process's stderr
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import ROOT, librarian_token
 
-from booknexus.web.db import DATABASE_URL_ENV
+from booknexus.db.engines import DATABASE_URL_ENV
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +47,7 @@ def serving_ini(tmp_path: Path, **settings) -> Path:
 class Workers:
     """``booknexus-serve <ini> --workers N --bind 127.0.0.1:PORT`` in a process group."""
 
-    def __init__(self, url: str, ini: Path, workers: int = 2):
+    def __init__(self, url: str, ini: Path, workers: int = 2, code: Path | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[dict] = []
@@ -60,6 +61,8 @@ class Workers:
         ]
         environment = {**os.environ, DATABASE_URL_ENV: url}
         environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if code:  # a copy of the package, found before the installed one
+            environment["PYTHONPATH"] = str(code)
         self.process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -145,10 +148,10 @@ class Workers:
 def workers(fresh_database, tmp_path):
     started: list[Workers] = []
 
-    def start(count: int = 2, **settings) -> tuple[Workers, str]:
+    def start(count: int = 2, code: Path | None = None, **settings) -> tuple[Workers, str]:
         url = fresh_database("postgresql")
         ini = serving_ini(tmp_path, **{"booknexus.metrics.token": METRICS_TOKEN, **settings})
-        served = Workers(url, ini, count)
+        served = Workers(url, ini, count, code)
         started.append(served)
         served.wait_for(lambda: served.health() == 200, what="the first 200 from /health")
         return served, url
@@ -304,3 +307,61 @@ def test_sighup_replaces_the_workers_and_they_serve(workers):
     status, _, text = served.get("/metrics", METRICS_TOKEN)
     assert status == 200 and b'route="/health"' in text
     assert served.process.poll() is None
+
+
+# what the master does before it forks: imports this module, reads the ini, builds gunicorn's
+# application; then it prints every module it holds
+MASTER = """
+import argparse, sys
+from booknexus.operations import serve
+options = serve.serving_options(sys.argv[1], argparse.Namespace(bind=None, workers=None, threads=None))
+serve.BookNexusServer(sys.argv[1], options)
+print(" ".join(sys.modules))
+"""
+
+
+def test_the_master_imports_nothing_of_the_app():
+    """What the master imports, every worker inherits, SIGHUP's new ones too."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", MASTER, str(ROOT / "production.ini")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout.split()
+    ours = {name for name in loaded if name.split(".")[0] == "booknexus"}
+    assert ours == {"booknexus", "booknexus.operations", "booknexus.operations.serve"}
+    heavy = ("pyramid", "pyramid_openapi3", "openapi_core", "sqlalchemy", "prometheus_client", "transaction")
+    assert [name for name in loaded if name.split(".")[0] in heavy] == []
+
+
+# appended to the copy's error contract: any module that config.scan() reaches can add a
+# subscriber, so a new release of it shows in every response's headers
+NEW_RELEASE = """
+
+from pyramid.events import NewResponse, subscriber
+
+
+@subscriber(NewResponse)
+def _say_the_release(event):
+    event.response.headers["X-Release"] = "new"
+"""
+
+
+def test_sighup_loads_the_code_now_on_disk(workers, tmp_path):
+    """A module the master used to import, changed on disk after the start: SIGHUP's workers run it."""
+    code = tmp_path / "release"
+    shutil.copytree(ROOT / "booknexus", code / "booknexus", ignore=shutil.ignore_patterns("__pycache__"))
+    served, _ = workers(2, code=code)
+    before = served.healthy_from_every_worker(2)
+    assert "X-Release" not in served.get("/health")[1]
+
+    changed = code / "booknexus" / "web" / "errors.py"
+    changed.write_text(changed.read_text() + NEW_RELEASE)
+    served.process.send_signal(signal.SIGHUP)
+    served.wait_for(
+        lambda: not (served.live_workers() & before) and len(served.live_workers()) == 2, what="new workers"
+    )
+    served.healthy_from_every_worker(2)
+    answers = [served.get("/health") for _ in range(20)]
+    assert [(status, headers.get("X-Release")) for status, headers, _ in answers] == [(200, "new")] * 20

@@ -14,12 +14,12 @@ from conftest import ROOT, app_settings, bearer, close_app, librarian_token, sta
 from helpers import checkout, make_book, make_user
 from legacy import bypass_capture, insert_checkout, unchecked, weaken_foreign_keys
 
-import booknexus
+import booknexus.config
 from booknexus.circulation.eventlog import capture
 from booknexus.circulation.eventlog.projection import compare
 from booknexus.circulation.eventlog.streams import CHECKOUTS, HOLDS
+from booknexus.db.engines import DATABASE_URL_ENV, get_engine
 from booknexus.operations.repair import EDGES
-from booknexus.web.db import DATABASE_URL_ENV, get_engine
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def start_app():
     apps = []
 
     def start(url, **settings):
-        app = started(booknexus.main({}, **app_settings(url, **settings)))
+        app = started(booknexus.config.main({}, **app_settings(url, **settings)))
         apps.append(app)
         return app, webtest.TestApp(app, extra_environ=bearer(librarian_token(url)))
 

@@ -124,6 +124,33 @@ def _needs_rebuild(current: list[tuple]) -> bool:
     return len(current) != len(EXPECTED)
 
 
+def _index_is_valid(name: str) -> bool | None:
+    """pg_index.indisvalid of the index ``name``; None when there is none."""
+    return (
+        op.get_bind()
+        .execute(
+            sa.text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:name)"),
+            {"name": f'"{name}"'},
+        )
+        .scalar()
+    )
+
+
+def _create_index_concurrently(name: str, on: str) -> None:
+    """CREATE INDEX CONCURRENTLY that ends with a valid index. A build cut short (its
+    statement_timeout, a cancelled or killed run) leaves the index behind, INVALID: never used
+    by a query, still updated by every write, and skipped by IF NOT EXISTS on every rerun.
+    Such a leftover is dropped and built again."""
+    op.execute(f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON {on}')
+    if _index_is_valid(name):
+        return
+    log.warning("index %s was left INVALID by an interrupted build: dropping it and building it again", name)
+    op.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+    op.execute(f'CREATE INDEX CONCURRENTLY "{name}" ON {on}')
+    if not _index_is_valid(name):
+        raise RuntimeError(f"index {name} is still INVALID after building it again")
+
+
 def _rebuild_postgresql(current: list[tuple], needs_rebuild: bool) -> list[str]:
     done = []
     if needs_rebuild:
@@ -140,9 +167,7 @@ def _rebuild_postgresql(current: list[tuple], needs_rebuild: bool) -> list[str]:
     # the long check runs in its own transactions, not under ADD CONSTRAINT's strong lock
     with op.get_context().autocommit_block():
         for column in EXPECTED:
-            op.execute(
-                f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{_index_name(column)}" ON "Checkouts" ("{column}")'
-            )
+            _create_index_concurrently(_index_name(column), f'"Checkouts" ("{column}")')
         if needs_rebuild:
             for column, table in EXPECTED.items():
                 op.execute(f'ALTER TABLE "Checkouts" VALIDATE CONSTRAINT "{_fk_name(column, table)}"')

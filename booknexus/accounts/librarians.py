@@ -5,7 +5,7 @@ from sqlalchemy.orm import Session
 
 from booknexus.accounts.models import User
 from booknexus.accounts.passwords import hash_password
-from booknexus.web.security import LIBRARIAN
+from booknexus.accounts.roles import LIBRARIAN
 
 
 def create_or_promote_librarian(session: Session, email: str, password: str, name: str | None = None) -> User:

@@ -5,8 +5,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from booknexus.web.schema import Base, UTCDateTime, utcnow
-from booknexus.web.security import MEMBER
+from booknexus.accounts.roles import MEMBER
+from booknexus.db.schema import Base, UTCDateTime, utcnow
 
 # The one account closed loans and holds are handed to when their reader is anonymised
 # (revision 0010): it cannot log in, be edited or deleted, and is listed only when asked for.

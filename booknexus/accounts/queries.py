@@ -4,14 +4,14 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from booknexus.accounts.models import ANONYMOUS_READER, User
-from booknexus.web.errors import ApiError, not_found
-from booknexus.web.security import LIBRARIAN
+from booknexus.accounts.roles import LIBRARIAN
+from booknexus.refusals import NotFound, Refused
 
 
 def get_user(session: Session, user_id: int, for_update: bool = False) -> User:
     user = session.get(User, user_id, with_for_update=for_update)
     if user is None:
-        raise not_found("user", user_id)
+        raise NotFound("user", user_id)
     return user
 
 
@@ -25,8 +25,7 @@ def ensure_not_last_librarian(session: Session, user: User) -> None:
         return
     others = session.scalars(select(User.id).where(User.role == LIBRARIAN, User.id != user.id)).first()
     if others is None:
-        raise ApiError(
-            409,
+        raise Refused(
             "last_librarian",
             f"User {user.id} is the last librarian; make another librarian first.",
             {"userId": user.id},
@@ -45,14 +44,13 @@ def lock_user_and_librarians(session: Session, user_id: int) -> User:
     ).all()
     user = next((user for user in locked if user.id == user_id), None)
     if user is None:
-        raise not_found("user", user_id)
+        raise NotFound("user", user_id)
     return user
 
 
 def ensure_not_the_anonymous_reader(user: User) -> None:
     if user.role == ANONYMOUS_READER:
-        raise ApiError(
-            409,
+        raise Refused(
             "anonymous_reader",
             "The anonymous reader holds anonymised history; it cannot be changed or deleted.",
             {"userId": user.id},

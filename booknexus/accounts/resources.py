@@ -1,6 +1,6 @@
 """The accounts' resources: who may read and change a user."""
 
-from booknexus.web.security import OwnedBy, as_id
+from booknexus.accounts.roles import OwnedBy, as_id
 
 
 class UserResource(OwnedBy):

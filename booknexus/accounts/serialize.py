@@ -1,7 +1,7 @@
 """The JSON of a user, for every view that shows one."""
 
 from booknexus.accounts.models import User
-from booknexus.web.schema import timestamp
+from booknexus.db.schema import timestamp
 
 
 def serialize_user(user: User) -> dict:

@@ -17,7 +17,7 @@ import time
 
 from limits import parse, storage, strategies
 
-from booknexus.web.errors import ApiError
+from booknexus.refusals import Throttled
 
 DEFAULTS = {
     "booknexus.login_limit.storage": "memory://",
@@ -43,17 +43,16 @@ class LoginThrottle:
             yield self.per_address, "address", address
 
     def ensure_allowed(self, account: str, address: str | None) -> None:
-        """429 if the account or the address has used up its failures."""
+        """Refused (429 in the API) if the account or the address has used up its failures."""
         for item, kind, key in self._limits(account, address):
             if not self.limiter.test(item, kind, key):
                 reset = self.limiter.get_window_stats(item, kind, key).reset_time
                 wait = max(1, math.ceil(reset - time.time()))
-                raise ApiError(
-                    429,
+                raise Throttled(
                     "too_many_attempts",
                     f"Too many failed attempts for this {kind}; retry in {wait} seconds.",
                     {"limit": kind, "retryAfter": wait},
-                    headers={"Retry-After": str(wait)},
+                    retry_after=wait,
                 )
 
     def failed(self, account: str, address: str | None) -> None:

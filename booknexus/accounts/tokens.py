@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from booknexus.accounts.models import Token, User
-from booknexus.web.schema import utcnow
+from booknexus.db.schema import utcnow
 
 TOKEN_BYTES = 32
 

@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from booknexus.web.schema import Base, UTCDateTime, utcnow
+from booknexus.db.schema import Base, UTCDateTime, utcnow
 
 
 class Book(Base):

@@ -3,11 +3,11 @@
 from sqlalchemy.orm import Session
 
 from booknexus.catalog.models import Book
-from booknexus.web.errors import not_found
+from booknexus.refusals import NotFound
 
 
 def get_book(session: Session, book_id: int, for_update: bool = False) -> Book:
     book = session.get(Book, book_id, with_for_update=for_update)
     if book is None:
-        raise not_found("book", book_id)
+        raise NotFound("book", book_id)
     return book

@@ -12,8 +12,11 @@ within a tier, by id (ties by id, as the issue asks, and a keyset a cursor can r
 
 The last word matches as a prefix ("asim" finds Asimov), so results come as a reader types.
 Words are what both databases index: letters and digits; anything else (``%``, ``_``,
-quotes, backslashes) separates words and is never a wildcard or syntax. A search that looks
-like an ISBN (10 or 13 digits, hyphens or spaces anywhere) finds the book by its ISBN only.
+quotes, backslashes) separates words and is never a wildcard or syntax. Folding may make
+punctuation of a letter (``⑴`` folds to ``(1)``, ``ŉ`` to ``'n``) or nothing of it (``ﾞ``):
+each folded word is quoted, so the database's own parser makes its tokens and nothing in it
+is syntax, and a word that folds to nothing is dropped. A search that looks like an ISBN (10
+or 13 digits, hyphens or spaces anywhere) finds the book by its ISBN only.
 
 Each tier is read in id order at a cost bounded by the page or by its matches (``in_id_order``)
 and later tiers run only while the page has room, so a page costs what its rows cost, not what
@@ -37,12 +40,13 @@ from sqlalchemy.orm import Session
 
 from booknexus.catalog.isbn import InvalidIsbn, equivalents, normalise
 from booknexus.catalog.models import Book
-from booknexus.web.errors import ApiError
+from booknexus.refusals import Invalid
 
 TIERS = ("isbn", "title", "all", "some_title", "some", "near")
 WORD = re.compile(r"[^\W_]+")
 ISBN_TYPED = re.compile(r"^[\dXx][\dXx\- ]*$")
 NEAR_MIN_LENGTH = 5
+NEAR_MAX_LENGTH = 64  # a word's near spellings grow with its length: 36 per letter, each as long
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
@@ -62,7 +66,7 @@ class Search:
         digits = re.sub(r"[\- ]", "", q.strip()).upper()
         if ISBN_TYPED.match(q.strip()) and len(digits) in (10, 13):
             return cls(words=(), isbn=digits)
-        return cls(words=tuple(fold(word) for word in WORD.findall(q)))
+        return cls(words=tuple(folded for word in WORD.findall(q) if (folded := fold(word))))
 
 
 def isbn_forms(typed: str) -> tuple[str, ...]:
@@ -88,7 +92,7 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         position = (-1, -1)
     if not 0 <= position[0] < len(TIERS) or position[1] < 0:
-        raise ApiError(400, "invalid_value", "cursor is not one this search returned.", {"field": "cursor"})
+        raise Invalid("invalid_value", "cursor is not one this search returned.", {"field": "cursor"})
     return position
 
 
@@ -115,7 +119,8 @@ SQLITE_KNOWN = 'SELECT term FROM "BookSearchWords" WHERE term IN ({})'
 def near_spellings(session: Session, words: tuple[str, ...]) -> list[str]:
     """Words of the catalogue's lexicon one edit away from a searched word of five letters or
     more: every such string, looked up by the lexicon's key (a few hundred index probes)."""
-    candidates = set().union(*(one_edit_away(word) for word in words if len(word) >= NEAR_MIN_LENGTH))
+    guessed = [word for word in words if NEAR_MIN_LENGTH <= len(word) <= NEAR_MAX_LENGTH]
+    candidates = set().union(*(one_edit_away(word) for word in guessed))
     if not candidates:
         return []
     if session.get_bind().dialect.name == "postgresql":
@@ -128,31 +133,73 @@ def near_spellings(session: Session, words: tuple[str, ...]) -> list[str]:
 # --- the tiers --------------------------------------------------------------------------
 
 
-def _tsquery(words, operator: str, weight: str = "") -> str:
-    # words are letters and digits only, so nothing in them is tsquery syntax
-    last = len(words) - 1
-    terms = []
-    for i, word in enumerate(words):
-        flags = ("*" if i == last else "") + weight  # the last word as a prefix; "a": in the title
-        terms.append(f"{word}:{flags}" if flags else word)
-    return f" {operator} ".join(terms)
+# PostgreSQL: the words go to the database as one text, folded there as the index folds
+# titles, then each is quoted: inside quotes only the quote and the backslash are tsquery
+# syntax, and they are escaped after folding (folding makes quotes: "ŉ" is "'n"). The parser
+# makes a quoted word's tokens (one that folds to several, as "x⑴y" does, is a phrase of
+# them); one with none drops out of the query. Each starts with a space, so none is empty
+# ('' is a syntax error). Every function here is immutable: the planner folds the query to a
+# constant and plans for its words.
+SEPARATOR = "\x01"  # between words: no word holds it, and folding leaves it as it is
+_SEPARATOR = literal_column(r"E'\x01'")
+_ESCAPES = (
+    (literal_column(r"E'\\'"), literal_column(r"E'\\\\'")),  # a backslash, doubled
+    (literal_column("''''"), literal_column("''''''")),  # a quote, doubled
+)
+_QUOTE_OPEN = literal_column("''' '")
 
 
-def _fts5(words, operator: str, column: str | None = None, prefix_last: bool = True) -> str:
-    # each word quoted as an FTS5 string, so nothing in it is FTS5 syntax
+def words_text(words) -> str:
+    """Words (a search's, or near spellings) as one text, as ``tsquery_text`` takes them."""
+    return SEPARATOR.join(words)
+
+
+def _sql_string(value: str):
+    return literal_column("'" + value.replace("'", "''") + "'")
+
+
+def folded_and_escaped(words):
+    """``words`` (a SQL text of ``words_text``) folded as the index folds titles, with quotes
+    and backslashes escaped for quoted tsquery words."""
+    escaped = func.booknexus_fold(words)
+    for character, escape in _ESCAPES:
+        escaped = func.replace(escaped, character, escape)
+    return escaped
+
+
+def tsquery_text(words, operator: str, weight: str = "", prefix_last: bool = True, escaped=None):
+    """The text (for ``to_tsquery``) of a query for the words of ``words`` (a SQL text of
+    ``words_text``, or its ``folded_and_escaped`` as ``escaped``) joined by ``operator``: the
+    last as a prefix (``prefix_last``), each in the title (``weight`` "a")."""
+    flags = f":{weight}" if weight else ""
+    last = ":" + ("*" if prefix_last else "") + weight if prefix_last or weight else ""
+    quoted = func.replace(
+        folded_and_escaped(words) if escaped is None else escaped,
+        _SEPARATOR,
+        _sql_string(f"'{flags} {operator} ' "),
+    )
+    return _QUOTE_OPEN.concat(quoted).concat(_sql_string(f"'{last}"))
+
+
+def fts5_expression(words, operator: str, column: str | None = None, prefix_last: bool = True) -> str:
+    """SQLite: ``words`` joined by ``operator``, each an FTS5 string (its quotes doubled), so
+    nothing in it is FTS5 syntax; the last as a prefix (``prefix_last``), in ``column``."""
     terms = [
-        f'"{word}"' + ("*" if prefix_last and i == len(words) - 1 else "") for i, word in enumerate(words)
+        '"' + word.replace('"', '""') + '"' + ("*" if prefix_last and i == len(words) - 1 else "")
+        for i, word in enumerate(words)
     ]
     expression = f" {operator} ".join(terms)
     return f"{column} : ({expression})" if column else expression
 
 
-def _matches(dialect: str, query: str, words=None):
+def _matches(dialect: str, query, words=None):
+    """Books matching ``query``: a tsquery's text (SQL) on PostgreSQL, an FTS5 expression on
+    SQLite."""
+    if dialect == "postgresql":
+        tsquery = func.to_tsquery(literal_column("'simple'"), query)
+        return (SEARCH_WORDS if words is None else words).op("@@")(tsquery)
     # unique: one statement holds several of these, each with its own query
     query = bindparam("q", query, unique=True)
-    if dialect == "postgresql":
-        tsquery = func.to_tsquery(literal_column("'simple'"), func.booknexus_fold(query))
-        return (SEARCH_WORDS if words is None else words).op("@@")(tsquery)
     fts = select(text("rowid")).select_from(text('"BookSearch"'))
     return Book.id.in_(fts.where(text('"BookSearch" MATCH :q').bindparams(query)))
 
@@ -166,22 +213,31 @@ def conditions(session: Session, search: Search, near: list[str] | None = None, 
     dialect = session.get_bind().dialect.name
     words = search.words
     if dialect == "postgresql":
+        escaped = folded_and_escaped(bindparam("words", words_text(words), unique=True))
+
+        def query(operator, weight=""):
+            return tsquery_text(None, operator, weight, escaped=escaped)
+
         # a row's stored weights tell a title match cheaply; the index can't (it would recheck
         # every book with the word, and a word common among authors is rare in titles), so
         # lookups use the title's own index
-        in_title = _matches(dialect, _tsquery(words, "&", weight="a"))
-        some_in_title = _matches(dialect, _tsquery(words, "|", weight="a"))
-        title = _matches(dialect, _tsquery(words, "&"), TITLE_WORDS) if looked_up else in_title
-        some_title = _matches(dialect, _tsquery(words, "|"), TITLE_WORDS) if looked_up else some_in_title
-        every = _matches(dialect, _tsquery(words, "&"))
-        some = _matches(dialect, _tsquery(words, "|"))
-        nearby = _matches(dialect, " | ".join(near)) if near else None
+        in_title = _matches(dialect, query("&", weight="a"))
+        some_in_title = _matches(dialect, query("|", weight="a"))
+        title = _matches(dialect, query("&"), TITLE_WORDS) if looked_up else in_title
+        some_title = _matches(dialect, query("|"), TITLE_WORDS) if looked_up else some_in_title
+        every = _matches(dialect, query("&"))
+        some = _matches(dialect, query("|"))
+        if near:
+            near_words = bindparam("near", words_text(near), unique=True)
+            nearby = _matches(dialect, tsquery_text(near_words, "|", prefix_last=False))
+        else:
+            nearby = None
     else:
-        title = in_title = _matches(dialect, _fts5(words, "AND", column="title"))
-        every = _matches(dialect, _fts5(words, "AND"))
-        some = _matches(dialect, _fts5(words, "OR"))
-        some_title = some_in_title = _matches(dialect, _fts5(words, "OR", column="title"))
-        nearby = _matches(dialect, _fts5(near, "OR", prefix_last=False)) if near else None
+        title = in_title = _matches(dialect, fts5_expression(words, "AND", column="title"))
+        every = _matches(dialect, fts5_expression(words, "AND"))
+        some = _matches(dialect, fts5_expression(words, "OR"))
+        some_title = some_in_title = _matches(dialect, fts5_expression(words, "OR", column="title"))
+        nearby = _matches(dialect, fts5_expression(near, "OR", prefix_last=False)) if near else None
     return {
         "title": title,
         "all": and_(every, not_(in_title)),

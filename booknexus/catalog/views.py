@@ -2,17 +2,17 @@ from pyramid.httpexceptions import HTTPNoContent
 from pyramid.security import NO_PERMISSION_REQUIRED
 from sqlalchemy import bindparam, select
 
+from booknexus.accounts.roles import MAX_ID
 from booknexus.catalog.events import BookChanged, BookChanging, BookDeleted
 from booknexus.catalog.isbn import InvalidIsbn, equivalents, normalise
 from booknexus.catalog.models import Book
 from booknexus.catalog.queries import get_book
 from booknexus.catalog.search import matching_rows, search_page
 from booknexus.catalog.stock import out_columns
+from booknexus.db.schema import timestamp
 from booknexus.web.api import api_view, keyset_rows, keyset_statement, path_id, query_params
 from booknexus.web.errors import ApiError, not_found
 from booknexus.web.reads import read_connection, snapshot
-from booknexus.web.schema import timestamp
-from booknexus.web.security import MAX_ID
 
 BOOKS_WITH_STOCK = "booknexus.catalog.books_with_stock"
 BOOK_WITH_STOCK = "booknexus.catalog.book_with_stock"

@@ -22,14 +22,14 @@ from sqlalchemy.orm import Session
 from booknexus.accounts.models import User
 from booknexus.catalog.models import Book
 from booknexus.circulation.models import Checkout, Hold
-from booknexus.web.errors import not_found
+from booknexus.refusals import NotFound
 
 
 def lock_borrower(session: Session, user_id: int) -> User:
     """Step 1 for a loan or a hold: the borrower, whose counts the rules are about to read."""
     user = session.get(User, user_id, with_for_update={"key_share": True}, populate_existing=True)
     if user is None:
-        raise not_found("user", user_id)
+        raise NotFound("user", user_id)
     return user
 
 

@@ -9,7 +9,7 @@ import transaction
 from prometheus_client import Counter
 
 from booknexus.circulation.eventlog.streams import Stream
-from booknexus.web.db import RequestSession
+from booknexus.db.engines import RequestSession
 
 EVENTS = Counter(
     "booknexus_circulation_events", "Events appended to the logs, by log and type", ["log", "type"]

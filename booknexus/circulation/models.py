@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from booknexus.web.schema import Base, UTCDateTime, utcnow
+from booknexus.db.schema import Base, UTCDateTime, utcnow
 
 
 class Checkout(Base):

@@ -48,8 +48,8 @@ from booknexus.circulation.eventlog.streams import (
     Stream,
 )
 from booknexus.circulation.models import OPEN
-from booknexus.web.db import mark_changed
-from booknexus.web.schema import utcnow
+from booknexus.db.engines import mark_changed
+from booknexus.db.schema import utcnow
 
 ANONYMISING = "booknexus.anonymising"
 POLICY = "policy"

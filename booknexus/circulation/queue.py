@@ -16,7 +16,7 @@ from booknexus.catalog.models import Book
 from booknexus.circulation.eventlog import append as eventlog
 from booknexus.circulation.models import EXPIRED, READY, WAITING, Checkout, Hold
 from booknexus.circulation.rules import Rules, rules
-from booknexus.web.schema import UTCDateTime, isoformat, utcnow
+from booknexus.db.schema import UTCDateTime, isoformat, utcnow
 
 
 def queue_position() -> ColumnElement:

@@ -2,10 +2,11 @@
 
 from sqlalchemy import select
 
+from booknexus.accounts.roles import OwnedBy, as_id
 from booknexus.circulation.eventlog.models import CheckoutEvent, HoldEvent
 from booknexus.circulation.eventlog.streams import STREAMS
 from booknexus.circulation.models import Checkout, Hold
-from booknexus.web.security import OwnedBy, as_id, json_body
+from booknexus.web.security import json_body
 
 
 class RecordResource(OwnedBy):

@@ -10,8 +10,8 @@ from datetime import timedelta
 from sqlalchemy import Integer, bindparam, column, text
 from sqlalchemy.orm import Session
 
-from booknexus.web.errors import ApiError
-from booknexus.web.schema import UTCDateTime, isoformat, utcnow
+from booknexus.db.schema import UTCDateTime, isoformat, utcnow
+from booknexus.refusals import Refused
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,7 @@ def borrower(session: Session, user_id: int, book_id: int):
 
 def _refuse_overdue(user_id: int, overdue) -> None:
     if overdue is not None:
-        raise ApiError(
-            409,
+        raise Refused(
             "has_overdue",
             f"User {user_id} has a loan overdue since {isoformat(overdue)}; return it first.",
             {"userId": user_id, "overdueSince": isoformat(overdue)},
@@ -86,8 +85,7 @@ def ensure_may_borrow(
         return state.hold
     _refuse_overdue(user_id, state.overdue)
     if state.loans >= limits.max_loans:
-        raise ApiError(
-            409,
+        raise Refused(
             "loan_limit",
             f"User {user_id} has {state.loans} open loans, the most allowed.",
             {"userId": user_id, "openLoans": state.loans, "maxLoans": limits.max_loans},
@@ -98,23 +96,20 @@ def ensure_may_borrow(
 def ensure_may_hold(session: Session, user_id: int, book_id: int, limits: Rules) -> None:
     state = borrower(session, user_id, book_id)
     if state.hold is not None:
-        raise ApiError(
-            409,
+        raise Refused(
             "already_holding",
             f"User {user_id} already holds book {book_id}.",
             {"userId": user_id, "bookId": book_id},
         )
     if state.loans_of_book:
-        raise ApiError(
-            409,
+        raise Refused(
             "already_on_loan",
             f"User {user_id} has book {book_id} on loan already.",
             {"userId": user_id, "bookId": book_id},
         )
     _refuse_overdue(user_id, state.overdue)
     if state.holds >= limits.max_holds:
-        raise ApiError(
-            409,
+        raise Refused(
             "hold_limit",
             f"User {user_id} has {state.holds} open holds, the most allowed.",
             {"userId": user_id, "openHolds": state.holds, "maxHolds": limits.max_holds},

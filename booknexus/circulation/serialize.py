@@ -2,7 +2,7 @@
 
 from booknexus.circulation.eventlog.streams import STREAMS, Stream
 from booknexus.circulation.models import Checkout, Hold
-from booknexus.web.schema import timestamp
+from booknexus.db.schema import timestamp
 
 
 def serialize_checkout(checkout: Checkout) -> dict:

@@ -13,7 +13,7 @@ from booknexus.circulation.eventlog.append import DELETED, delete_and_append
 from booknexus.circulation.eventlog.streams import CHECKOUTS, HOLDS
 from booknexus.circulation.locks import lock_books_of_user
 from booknexus.circulation.queue import books_freed_by, settle_for
-from booknexus.web.errors import ApiError
+from booknexus.refusals import Refused
 
 
 def delete_records_of(request, column: str, owner_id: int, reason: str) -> None:
@@ -53,8 +53,7 @@ def keep_copies_for_loans_and_holds(event):
     copies = event.changes.get("copies")
     if copies is not None and copies < state.on_loan + state.set_aside:
         on_loan, held = state.on_loan, state.set_aside
-        raise ApiError(
-            409,
+        raise Refused(
             "copies_on_loan",
             f"{on_loan} copies are on loan"
             + (f" and {held} set aside for holds" if held else "")

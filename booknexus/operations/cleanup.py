@@ -61,7 +61,7 @@ from booknexus.circulation.eventlog.append import (
 )
 from booknexus.circulation.eventlog.capture import CAPTURED
 from booknexus.circulation.eventlog.streams import ANONYMISED, ENDING, Stream
-from booknexus.web.schema import isoformat, utcnow
+from booknexus.db.schema import isoformat, utcnow
 
 log = logging.getLogger(__name__)
 

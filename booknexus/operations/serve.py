@@ -16,9 +16,14 @@ find its cheap checks clean. Metrics are summed over the workers by prometheus-c
 multiprocess mode, in ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary directory unless set;
 emptied at start either way, since counts of an earlier run are not this run's).
 
-This module must not import prometheus-client (or anything that does) before the
-directory is set: the client picks its in-memory or file-backed values when first imported,
-and workers inherit the choice from this process.
+The master imports this module and the packages above it, and nothing else of the library:
+whatever it imports, every worker inherits, SIGHUP's new ones too, so the code on disk would
+not be loaded. The app (``booknexus.config``: Pyramid, openapi-core, SQLAlchemy, every part)
+is imported in the workers only, by ``load``.
+
+Nor may it import prometheus-client (or anything that does) before the directory is set: the
+client picks its in-memory or file-backed values when first imported, and workers inherit the
+choice from this process.
 """
 
 import argparse

@@ -16,6 +16,8 @@ from datetime import datetime
 from pyramid.events import ApplicationCreated, subscriber
 from pyramid.settings import asbool
 
+from booknexus.db.schema import utcnow
+from booknexus.db.timeouts import raise_for_bulk_work
 from booknexus.operations.cleanup import CleanupReport
 from booknexus.operations.foreign_keys import (
     FIX_COMMAND,
@@ -23,8 +25,6 @@ from booknexus.operations.foreign_keys import (
     problems,
 )
 from booknexus.operations.repair import repair
-from booknexus.web.schema import utcnow
-from booknexus.web.timeouts import raise_for_bulk_work
 
 log = logging.getLogger(__name__)
 

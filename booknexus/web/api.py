@@ -7,8 +7,8 @@ from pyramid.renderers import JSON
 from pyramid.view import view_config
 from sqlalchemy import Select, bindparam
 
+from booknexus.db.schema import isoformat
 from booknexus.web.errors import ApiError
-from booknexus.web.schema import isoformat
 
 DEFAULT_LIMIT = 50
 

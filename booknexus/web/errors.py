@@ -1,7 +1,8 @@
 """The one error contract: ``{"error": {"status", "code", "message", "details", "requestId"}}``.
 
-Views raise ``ApiError``; everything else that can go wrong is turned into the same
-shape here, so a client never sees an HTML page or a traceback.
+Domain code raises refusals (``booknexus.refusals``), views may raise ``ApiError`` for what
+only HTTP knows (a 401, a body the API cannot read); everything else that can go wrong is
+turned into the same shape here, so a client never sees an HTML page or a traceback.
 """
 
 import logging
@@ -13,7 +14,8 @@ from pyramid.view import exception_view_config
 from pyramid_openapi3.exceptions import ResponseValidationError, extract_errors
 from sqlalchemy import exc as sa_exc
 
-from booknexus.web.timeouts import timed_out
+from booknexus.db.timeouts import timed_out
+from booknexus.refusals import Invalid, NotAllowed, NotFound, Refused, Throttled
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,13 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def not_found(kind: str, id_: int) -> ApiError:
-    return ApiError(404, f"{kind}_not_found", f"No {kind} with id {id_}.", {"id": id_})
+def not_found(kind: str, id_: int) -> NotFound:
+    return NotFound(kind, id_)
+
+
+# how the JSON API says each kind of refusal; any other Refused is a conflict with the
+# library's state (409)
+REFUSAL_STATUS = {NotFound: 404, Invalid: 400, NotAllowed: 403, Throttled: 429}
 
 
 def error_response(request, status: int, code: str, message: str, details=None):
@@ -61,6 +68,18 @@ def where(request) -> str:
 def api_error(exc, request):
     response = error_response(request, exc.status, exc.code, exc.message, exc.details)
     response.headers.update(exc.headers)
+    return response
+
+
+def refusal_status(exc: Refused) -> int:
+    return next((REFUSAL_STATUS[kind] for kind in type(exc).__mro__ if kind in REFUSAL_STATUS), 409)
+
+
+@exception_view_config(Refused)
+def refused(exc, request):
+    response = error_response(request, refusal_status(exc), exc.code, exc.message, exc.details)
+    if isinstance(exc, Throttled):
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 

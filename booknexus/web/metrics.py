@@ -4,7 +4,8 @@ Served by several workers (``booknexus-serve``), each process writes its values 
 in ``PROMETHEUS_MULTIPROC_DIR`` and a scrape of any worker adds up all of them
 (prometheus-client's multiprocess mode); in one process (``pserve``, tests) the values
 live in memory. Readable by a librarian, or with the token of ``booknexus.metrics.token``
-(for Prometheus' scrape configuration, which then needs no account).
+(for Prometheus' scrape configuration, which then needs no account). The pool's gauges
+are defined with the engines (``booknexus.db.pool_metrics``).
 """
 
 import hmac
@@ -15,7 +16,6 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -24,11 +24,8 @@ from pyramid.httpexceptions import HTTPForbidden
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
-from sqlalchemy.pool import QueuePool
 
-from booknexus.web.security import MANAGE
+from booknexus.accounts.roles import MANAGE
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -40,38 +37,6 @@ DURATION = Histogram(
     ["method", "route", "status"],
 )
 REFUSALS = Counter("booknexus_refusals", "Requests answered with a 4xx, by error code", ["code"])
-CONNECTIONS_IN_USE = Gauge(
-    "booknexus_db_connections_in_use",
-    "Database connections checked out of the pool",
-    multiprocess_mode="livesum",
-)
-CONNECTIONS_WAITING = Gauge(
-    "booknexus_db_connections_waiting",
-    "Threads asking the pool for a connection (waiting when the pool is exhausted)",
-    multiprocess_mode="livesum",
-)
-
-
-class MeteredQueuePool(QueuePool):
-    """SQLAlchemy's QueuePool, counting the threads inside ``connect()`` (the pool has no
-    event before a checkout: that is where a thread waits when every connection is taken)."""
-
-    def connect(self):
-        CONNECTIONS_WAITING.inc()
-        try:
-            return super().connect()
-        finally:
-            CONNECTIONS_WAITING.dec()
-
-
-def watch_pool(engine: Engine) -> None:
-    @event.listens_for(engine, "checkout")
-    def checked_out(dbapi_connection, connection_record, connection_proxy):
-        CONNECTIONS_IN_USE.inc()
-
-    @event.listens_for(engine, "checkin")
-    def checked_in(dbapi_connection, connection_record):
-        CONNECTIONS_IN_USE.dec()
 
 
 def exposition() -> bytes:

@@ -37,17 +37,8 @@ def commands_only(request) -> bool:
     return not is_read(request)
 
 
-def read_engine(settings: dict, engine: Engine, get_engine) -> Engine:
-    if engine.dialect.name != "postgresql":
-        return engine
-    reader = get_engine(
-        settings,
-        pool_pre_ping=False,
-        isolation_level="AUTOCOMMIT",
-        read_only=True,
-    )
-    event.listen(reader, "handle_error", _retry_reads_on_dead_connections)
-    return reader
+def retry_reads_on_dead_connections(engine: Engine) -> None:
+    event.listen(engine, "handle_error", _retry_reads_on_dead_connections)
 
 
 def _retry_reads_on_dead_connections(context) -> None:
@@ -56,11 +47,8 @@ def _retry_reads_on_dead_connections(context) -> None:
 
 
 def read_session(request) -> Session:
-    # Tests hand in a connection inside an outer transaction: a read joins it as it is
-    # (closing the session leaves the outer transaction alone).
-    connection = request.environ.get("app.dbconnection")
     factory: sessionmaker = request.registry["read_session_factory"]
-    session = factory(bind=connection) if connection is not None else factory()
+    session = factory()
     request.add_finished_callback(lambda request: session.close())
     return session
 
@@ -69,10 +57,6 @@ def read_session(request) -> Session:
 def read_connection(request) -> Iterator[Connection]:
     """A connection straight from the read engine's pool, for a read that is one Core
     statement: no session to build and close around it."""
-    connection = request.environ.get("app.dbconnection")
-    if connection is not None:
-        yield connection  # tests: inside the test's outer transaction
-        return
     with request.registry["read_engine"].connect() as connection:
         yield connection
 
@@ -85,8 +69,8 @@ def snapshot(request) -> Iterator[Session]:
         yield request.dbsession  # a command's transaction is one snapshot's worth already
         return
     engine = request.registry["snapshot_engine"]
-    if engine is None or "app.dbconnection" in request.environ:
-        yield request.dbsession  # SQLite, tests: the read session is one transaction already
+    if engine is None:
+        yield request.dbsession  # SQLite: the read session is one transaction already
         return
     with Session(bind=engine) as session, session.begin():
         yield session

@@ -1,4 +1,5 @@
-"""Who may do what: the bearer-token security policy, its roles and the resources' base.
+"""Who is asking: the bearer-token security policy (the roles, permissions and resources'
+base it judges with are the accounts' vocabulary: ``booknexus.accounts.roles``).
 
 The bearer is found by ``request.bearer_identity`` (``booknexus.accounts.identity``); each
 concept describes its own resources (``accounts.resources``, ``circulation.resources``).
@@ -14,55 +15,9 @@ a new route is closed until a rule opens it.
 
 import json
 
-from pyramid.authorization import (
-    ALL_PERMISSIONS,
-    ACLHelper,
-    Allow,
-    Authenticated,
-    Everyone,
-)
+from pyramid.authorization import ACLHelper, Authenticated, Everyone
 
-MANAGE = "manage"  # the default permission: librarians only
-MEMBER = "member"
-LIBRARIAN = "librarian"
-
-LIBRARIAN_RULE = (Allow, f"role:{LIBRARIAN}", ALL_PERMISSIONS)
-
-
-class Root:
-    __acl__ = [LIBRARIAN_RULE, (Allow, Authenticated, "authenticated")]
-
-    def __init__(self, request):
-        self.request = request
-
-
-class OwnedBy(Root):
-    """A resource that belongs to one user (or to nobody known): the owner gets ``grants``."""
-
-    grants: tuple[str, ...] = ()
-
-    def owner(self) -> int | None:
-        raise NotImplementedError
-
-    @property
-    def __acl__(self):
-        owner = self.owner()
-        rules = [LIBRARIAN_RULE]
-        if owner is not None:
-            rules.append((Allow, f"user:{owner}", self.grants))
-        return rules
-
-
-MAX_ID = 2**31 - 1
-
-
-def as_id(value) -> int | None:
-    """An id as the factories may look it up; anything else (validation answers it) is None."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if 1 <= number <= MAX_ID else None
+from booknexus.accounts.roles import MANAGE, Root
 
 
 def json_body(request) -> dict:

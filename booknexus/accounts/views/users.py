@@ -11,11 +11,11 @@ from booknexus.accounts.queries import (
     get_user,
     lock_user_and_librarians,
 )
+from booknexus.accounts.roles import MANAGE, MEMBER
 from booknexus.accounts.serialize import serialize_user
 from booknexus.accounts.throttle import login_throttle
 from booknexus.web.api import api_view, keyset_page, path_id, query_params
 from booknexus.web.errors import ApiError
-from booknexus.web.security import MANAGE, MEMBER
 
 
 def ensure_email_free(request, email: str, user_id: int | None = None) -> None:

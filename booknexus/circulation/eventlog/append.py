@@ -43,8 +43,8 @@ from booknexus.circulation.eventlog.streams import (  # noqa: F401  (the event t
     UPDATED,
     Stream,
 )
-from booknexus.web.db import mark_changed
-from booknexus.web.schema import ISO_UTC_FORMAT, isoformat, utcnow
+from booknexus.db.engines import mark_changed
+from booknexus.db.schema import ISO_UTC_FORMAT, isoformat, utcnow
 
 
 def lock_log(session: Session, stream: Stream = CHECKOUTS) -> None:

@@ -33,7 +33,7 @@ from booknexus.circulation.eventlog.streams import (
     UPDATED,
     Stream,
 )
-from booknexus.web.schema import ISO_UTC_FORMAT
+from booknexus.db.schema import ISO_UTC_FORMAT
 
 SETTING = "booknexus.app_write"
 MARKED = "booknexus.app_write_marked"  # session.info: the transaction already marked

@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from booknexus.web.schema import Base, UTCDateTime, utcnow
+from booknexus.db.schema import Base, UTCDateTime, utcnow
 
 # SQLite only auto-assigns INTEGER PRIMARY KEY, which is 64-bit there anyway.
 Position = BigInteger().with_variant(Integer, "sqlite")

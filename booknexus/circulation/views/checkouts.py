@@ -5,6 +5,7 @@ from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import bindparam, func, select
 
 from booknexus.accounts.models import User
+from booknexus.accounts.roles import MANAGE
 from booknexus.catalog.queries import get_book
 from booknexus.circulation.eventlog import append as eventlog
 from booknexus.circulation.eventlog.streams import CHECKOUTS
@@ -15,10 +16,9 @@ from booknexus.circulation.queries import lock_book_of
 from booknexus.circulation.queue import settle_for
 from booknexus.circulation.rules import ensure_may_borrow, rules
 from booknexus.circulation.serialize import serialize_checkout
+from booknexus.db.schema import attribute_columns, isoformat, utcnow
 from booknexus.web.api import api_view, keyset_rows, keyset_statement, path_id, query_params
 from booknexus.web.errors import ApiError, not_found
-from booknexus.web.schema import attribute_columns, isoformat, utcnow
-from booknexus.web.security import MANAGE
 
 
 def lock_open_checkout(request):

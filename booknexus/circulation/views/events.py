@@ -4,10 +4,10 @@ from sqlalchemy import bindparam, exists, select
 
 from booknexus.circulation.eventlog.streams import CHECKOUTS, HOLDS, Stream
 from booknexus.circulation.serialize import SERIALIZERS
+from booknexus.db.schema import attribute_columns
 from booknexus.web.api import api_view, keyset_rows, keyset_statement, path_id, query_params
 from booknexus.web.errors import not_found
 from booknexus.web.reads import snapshot
-from booknexus.web.schema import attribute_columns
 
 FILTERS = ("userId", "bookId", "type")
 

@@ -14,9 +14,9 @@ from booknexus.circulation.queries import lock_book_of
 from booknexus.circulation.queue import queue_position, settle_for
 from booknexus.circulation.rules import ensure_may_hold, rules
 from booknexus.circulation.serialize import serialize_hold
+from booknexus.db.schema import attribute_columns, utcnow
 from booknexus.web.api import api_view, keyset_rows, keyset_statement, path_id, query_params
 from booknexus.web.errors import ApiError, not_found
-from booknexus.web.schema import attribute_columns, utcnow
 
 
 def with_position(request, hold_id: int) -> dict:

@@ -26,10 +26,10 @@ from booknexus.circulation.privacy import (
     anonymous_reader,
 )
 from booknexus.circulation.serialize import SERIALIZERS, serialize_checkout
+from booknexus.db.schema import isoformat
 from booknexus.web.api import api_view, path_id, query_params
 from booknexus.web.errors import ApiError
 from booknexus.web.reads import snapshot
-from booknexus.web.schema import isoformat
 
 log = logging.getLogger(__name__)
 ERASURE = "erasure"

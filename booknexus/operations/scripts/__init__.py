@@ -5,7 +5,7 @@ import contextlib
 from pyramid.paster import get_appsettings, setup_logging
 
 import booknexus.models  # noqa: F401  (every mapped class, so relationships and foreign keys resolve)
-from booknexus.web.db import get_engine
+from booknexus.db.engines import get_engine
 
 
 @contextlib.contextmanager

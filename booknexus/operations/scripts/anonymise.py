@@ -15,8 +15,8 @@ import sys
 from pyramid.paster import get_appsettings
 
 from booknexus.circulation.privacy import Policy, apply_policy
+from booknexus.db.engines import get_session_factory
 from booknexus.operations.scripts import database_of
-from booknexus.web.db import get_session_factory
 
 
 def main(argv=None) -> int:

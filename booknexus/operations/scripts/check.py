@@ -7,8 +7,8 @@ import argparse
 import sys
 
 from booknexus.circulation.eventlog.projection import compare_all
+from booknexus.db.engines import get_session_factory
 from booknexus.operations.scripts import database_of
-from booknexus.web.db import get_session_factory
 
 
 def main(argv=None) -> int:

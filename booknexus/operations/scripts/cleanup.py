@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 
+from booknexus.db.engines import get_session_factory
 from booknexus.operations.foreign_keys import (
     FIX_COMMAND,
     checkout_foreign_keys,
@@ -19,7 +20,6 @@ from booknexus.operations.foreign_keys import (
 )
 from booknexus.operations.repair import repair
 from booknexus.operations.scripts import database_of
-from booknexus.web.db import get_session_factory
 
 
 def main(argv=None) -> int:

@@ -9,8 +9,8 @@ import getpass
 import sys
 
 from booknexus.accounts.librarians import create_or_promote_librarian
+from booknexus.db.engines import get_session_factory
 from booknexus.operations.scripts import database_of
-from booknexus.web.db import get_session_factory
 
 MIN_LENGTH = 8
 

@@ -13,9 +13,9 @@ from booknexus.catalog.isbn import normalise
 from booknexus.catalog.models import Book
 from booknexus.circulation.eventlog import append as eventlog
 from booknexus.circulation.models import Checkout
+from booknexus.db.engines import get_session_factory
+from booknexus.db.schema import utcnow
 from booknexus.operations.scripts import database_of
-from booknexus.web.db import get_session_factory
-from booknexus.web.schema import utcnow
 
 USERS = [("Ada Lovelace", "ada@example.org"), ("Alan Turing", "alan@example.org")]
 # demo credentials, printed by `make run`: for a local demo only

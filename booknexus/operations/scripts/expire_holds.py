@@ -14,9 +14,9 @@ from pyramid.paster import get_appsettings
 from booknexus.catalog.queries import get_book
 from booknexus.circulation.queue import books_with_lapsed_holds, settle
 from booknexus.circulation.rules import Rules
+from booknexus.db.engines import get_session_factory
+from booknexus.db.schema import utcnow
 from booknexus.operations.scripts import database_of
-from booknexus.web.db import get_session_factory
-from booknexus.web.schema import utcnow
 
 
 def expire_all(session_factory, limits: Rules) -> int:
