@@ -9,6 +9,7 @@ from booknexus.accounts.metrics import LOGINS
 from booknexus.accounts.models import User
 from booknexus.accounts.passwords import verify_password
 from booknexus.accounts.throttle import login_throttle
+from booknexus.refusals import Throttled
 from booknexus.web.api import api_view
 from booknexus.web.errors import ApiError
 
@@ -23,7 +24,7 @@ def log_in(request):
     throttle = login_throttle(request)
     try:
         throttle.ensure_allowed(body["email"], request.remote_addr)  # before any hashing
-    except ApiError:
+    except Throttled:
         LOGINS.labels("throttled").inc()
         raise
     user = request.dbsession.scalar(select(User).where(User.email == body["email"]))
