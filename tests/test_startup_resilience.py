@@ -16,8 +16,8 @@ from legacy import unchecked
 from proxy import Proxy
 from sqlalchemy.engine import make_url
 
+from booknexus.circulation.locks import REPAIR_LOCK_KEY
 from booknexus.db.engines import DATABASE_URL_ENV
-from booknexus.operations.repair import REPAIR_LOCK_KEY
 
 pytestmark = pytest.mark.slow
 

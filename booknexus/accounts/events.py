@@ -1,6 +1,15 @@
-class UserDeleted:
-    """Notified before a user's row is deleted, inside the request's transaction."""
+"""What happens to an account, for whoever else must act on it in the same transaction."""
 
-    def __init__(self, user, request):
+from sqlalchemy.orm import Session
+
+
+class UserDeleted:
+    """Notified before a user's row is deleted, in the transaction that deletes it, by
+    ``actor``; the caller holds the user's lock. Subscribers (circulation) remove and log
+    what belonged to them."""
+
+    def __init__(self, user, session: Session, actor: int | None, registry):
         self.user = user
-        self.request = request
+        self.session = session
+        self.actor = actor
+        self.registry = registry

@@ -1,24 +1,14 @@
 """What happens to a book, for whoever else must act on it in the same transaction."""
 
+from sqlalchemy.orm import Session
 
-class BookEvent:
-    def __init__(self, book, request):
+
+class BookDeleted:
+    """Notified before a book's row is deleted, in the transaction that deletes it, by
+    ``actor``; subscribers (circulation) remove and log what belonged to it."""
+
+    def __init__(self, book, session: Session, actor: int | None, registry):
         self.book = book
-        self.request = request
-
-
-class BookChanging(BookEvent):
-    """Notified under the book's row lock before ``changes`` (the fields about to be set)
-    are applied; a subscriber may refuse them by raising."""
-
-    def __init__(self, book, changes: dict, request):
-        super().__init__(book, request)
-        self.changes = changes
-
-
-class BookChanged(BookEvent):
-    """Notified after a change to a book is flushed, inside the request's transaction."""
-
-
-class BookDeleted(BookEvent):
-    """Notified before a book's row is deleted, inside the request's transaction."""
+        self.session = session
+        self.actor = actor
+        self.registry = registry

@@ -6,8 +6,8 @@ from booknexus.catalog.models import Book
 from booknexus.refusals import NotFound
 
 
-def get_book(session: Session, book_id: int, for_update: bool = False) -> Book:
-    book = session.get(Book, book_id, with_for_update=for_update)
+def get_book(session: Session, book_id: int) -> Book:
+    book = session.get(Book, book_id)
     if book is None:
         raise NotFound("book", book_id)
     return book

@@ -3,12 +3,11 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from sqlalchemy import bindparam, select
 
 from booknexus.accounts.roles import MAX_ID
-from booknexus.catalog.events import BookChanged, BookChanging, BookDeleted
+from booknexus.catalog import commands
+from booknexus.catalog.interfaces import stock
 from booknexus.catalog.isbn import InvalidIsbn, equivalents, normalise
 from booknexus.catalog.models import Book
-from booknexus.catalog.queries import get_book
 from booknexus.catalog.search import matching_rows, search_page
-from booknexus.catalog.stock import out_columns
 from booknexus.db.schema import timestamp
 from booknexus.web.api import api_view, keyset_rows, keyset_statement, path_id, query_params
 from booknexus.web.errors import ApiError, not_found
@@ -70,7 +69,7 @@ def books_with_stock(registry):
     their copies out, in one statement; built once per application: constructing a statement
     costs more CPU than running it."""
     if BOOKS_WITH_STOCK not in registry:
-        registry[BOOKS_WITH_STOCK] = select(*BOOK_COLUMNS, *out_columns(registry, Book.id))
+        registry[BOOKS_WITH_STOCK] = select(*BOOK_COLUMNS, *stock(registry).out_columns(Book.id))
     return registry[BOOKS_WITH_STOCK]
 
 
@@ -107,7 +106,7 @@ def stock_of(request, book_ids: list[int]) -> dict[int, tuple[int, int]]:
     if not book_ids:
         return {}
     rows = request.dbsession.execute(
-        select(Book.id, *out_columns(request.registry, Book.id)).where(Book.id.in_(book_ids))
+        select(Book.id, *stock(request.registry).out_columns(Book.id)).where(Book.id.in_(book_ids))
     )
     return {book_id: (on_loan, held) for book_id, on_loan, held in rows}
 
@@ -149,25 +148,19 @@ def show_book(request):
 
 @api_view(route_name="book", request_method="PATCH")
 def update_book(request):
-    # Locked as every change to a book's copies, loans and holds locks it: circulation
-    # (BookChanging) refuses copies below those on loan and set aside, then moves the queue.
-    session = request.dbsession
-    book = get_book(session, path_id(request), for_update=True)
+    book_id = path_id(request)
     changes = dict(request.openapi_validated.body)
     if "isbn" in changes:
-        changes["isbn"] = valid_isbn(request, changes["isbn"], book.id)
-    request.registry.notify(BookChanging(book, changes, request))
-    for field, value in changes.items():
-        setattr(book, field, value)
-    session.flush()
-    request.registry.notify(BookChanged(book, request))
+        changes["isbn"] = valid_isbn(request, changes["isbn"], book_id)
+    book = commands.update_book(
+        request.dbsession, request.authenticated_userid, book_id, changes, registry=request.registry
+    )
     return serialize_book(book, *stock_of(request, [book.id])[book.id])
 
 
 @api_view(route_name="book", request_method="DELETE")
 def delete_book(request):
-    book = get_book(request.dbsession, path_id(request), for_update=True)
-    request.registry.notify(BookDeleted(book, request))
-    request.dbsession.delete(book)
-    request.dbsession.flush()
+    commands.delete_book(
+        request.dbsession, request.authenticated_userid, path_id(request), registry=request.registry
+    )
     return HTTPNoContent()

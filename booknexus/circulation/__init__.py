@@ -4,7 +4,7 @@ under a book's row lock (the lock order: ``booknexus.circulation.locks``)."""
 
 def includeme(config):
     config.include(".rules")  # the loan rules, read from the settings once
-    config.include(".stock")  # what the catalogue shows of a book's copies on loan and set aside
+    config.include(".stock")  # the catalogue's IStock: copies on loan and set aside, the copies rule
     config.include(".privacy")  # the retention policy, read from the settings once
     loans, hold_list = "booknexus.circulation.resources.LoansOf", "booknexus.circulation.resources.HoldsOf"
     checkout, hold = (

@@ -1,45 +1,156 @@
-"""The one order in which every change takes its locks.
+"""The one order in which every change takes its locks, and the only module that takes them.
 
-1. **Readers**, in id order: a borrower's row (``FOR NO KEY UPDATE``) before their loans and
-   holds are counted, so the loan and hold limits hold however many requests race; a
-   deletion or a change of role locks the user and every librarian (``FOR UPDATE``,
-   ``accounts.queries.lock_user_and_librarians``), so the last-librarian rule holds too.
+1. **Readers**, in id order: a borrower's row (``FOR NO KEY UPDATE``: ``lock_borrower``) before
+   their loans and holds are counted, so the loan and hold limits hold however many requests
+   race; a deletion or a change of role locks the user and every librarian (``FOR UPDATE``:
+   ``lock_user_and_librarians``), so the last-librarian rule holds too.
 2. **Books**, in id order: a book's row before its copies, loans and hold queue are read or
-   changed (every change to a checkout or a hold, its deletion included, locks its book).
-3. The **checkout and hold rows** of those books.
-4. The **logs**, ``"CheckoutEvents"`` then ``"HoldEvents"`` (``eventlog.append.lock_log``): last,
-   and held from the first append to the commit.
+   changed (every change to a checkout or a hold, its deletion included, locks its book:
+   ``lock_book``, ``lock_book_of``, ``lock_books``).
+3. The **checkout and hold rows** of those books (``lock_record``, ``lock_records``).
+4. The **logs**, ``"CheckoutEvents"`` then ``"HoldEvents"`` (``lock_logs``): last, and held
+   from the first append to the commit.
 
 A transaction never waits for a lock earlier in this order than one it holds, so no two
 transactions can wait for each other: there is no deadlock to detect or retry.
 ``FOR NO KEY UPDATE`` on a reader does not block the foreign-key checks (``FOR KEY SHARE``)
-of rows inserted for them, nor their logins.
+of rows inserted for them, nor their logins. The startup repair's advisory lock
+(``lock_repair``) comes before all of these: it is taken first, in a transaction of its own.
+
+SQLite has one writer at a time: the row and table locks are no-ops there, the order holds
+trivially.
 """
 
-from sqlalchemy import select, union
+from sqlalchemy import Select, or_, select, text, union
 from sqlalchemy.orm import Session
 
 from booknexus.accounts.models import User
+from booknexus.accounts.roles import LIBRARIAN
 from booknexus.catalog.models import Book
+from booknexus.circulation.eventlog.streams import CHECKOUTS, Stream
 from booknexus.circulation.models import Checkout, Hold
 from booknexus.refusals import NotFound
 
+# any constant unique to BookNexus's startup repair: pg_advisory_xact_lock takes a bigint key
+REPAIR_LOCK_KEY = 0x426F6F6B436C6E  # "BookCln"
+
+
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# --- 1. readers ----------------------------------------------------------------------------
+
 
 def lock_borrower(session: Session, user_id: int) -> User:
-    """Step 1 for a loan or a hold: the borrower, whose counts the rules are about to read."""
+    """A loan's or a hold's reader, whose counts the rules are about to read."""
     user = session.get(User, user_id, with_for_update={"key_share": True}, populate_existing=True)
     if user is None:
         raise NotFound("user", user_id)
     return user
 
 
-def lock_books_of_user(session: Session, user_id: int) -> list[int]:
-    """Step 2 for removing a user: every book of which they have a checkout or a hold, in id
-    order (the caller holds the user's lock, so no new one can appear meanwhile)."""
-    theirs = union(
-        select(Checkout.book_id).where(Checkout.user_id == user_id),
-        select(Hold.book_id).where(Hold.user_id == user_id),
+def lock_user_and_librarians(session: Session, user_id: int) -> User:
+    """For removing a user or changing a role: the user and every librarian, in id order."""
+    locked = session.scalars(
+        select(User)
+        .where(or_(User.id == user_id, User.role == LIBRARIAN))
+        .order_by(User.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    user = next((user for user in locked if user.id == user_id), None)
+    if user is None:
+        raise NotFound("user", user_id)
+    return user
+
+
+def lock_user(session: Session, user_id: int) -> User:
+    """A user about to change (their password, their name): their row alone."""
+    user = session.get(User, user_id, with_for_update=True, populate_existing=True)
+    if user is None:
+        raise NotFound("user", user_id)
+    return user
+
+
+# --- 2. books ------------------------------------------------------------------------------
+
+
+def lock_book(session: Session, book_id: int) -> Book:
+    book = session.get(Book, book_id, with_for_update=True, populate_existing=True)
+    if book is None:
+        raise NotFound("book", book_id)
+    return book
+
+
+def lock_book_of(session: Session, record: type, record_id: int) -> Book:
+    """The book of a checkout or hold (``record`` is the class), locked, in one statement."""
+    book_id = select(record.book_id).where(record.id == record_id).scalar_subquery()
+    book = session.scalar(
+        select(Book).where(Book.id == book_id).with_for_update().execution_options(populate_existing=True)
     )
+    if book is None:
+        raise NotFound(record.__tablename__.lower().removesuffix("s"), record_id)
+    return book
+
+
+def lock_books(session: Session, book_ids: Select) -> list[int]:
+    """The books whose ids ``book_ids`` selects, in id order."""
     return list(
-        session.scalars(select(Book.id).where(Book.id.in_(theirs)).order_by(Book.id).with_for_update())
+        session.scalars(select(Book.id).where(Book.id.in_(book_ids)).order_by(Book.id).with_for_update())
     )
+
+
+def lock_books_of_user(session: Session, user_id: int) -> list[int]:
+    """For removing a user: every book of which they have a checkout or a hold, in id order
+    (the caller holds the user's lock, so no new one can appear meanwhile)."""
+    return lock_books(
+        session,
+        union(
+            select(Checkout.book_id).where(Checkout.user_id == user_id),
+            select(Hold.book_id).where(Hold.user_id == user_id),
+        ),
+    )
+
+
+# --- 3. checkouts and holds ----------------------------------------------------------------
+
+
+def lock_record(session: Session, record: type, record_id: int):
+    """A checkout or a hold whose book the caller has locked; NotFound if it went meanwhile
+    (deleted with its user while we waited for the book)."""
+    found = session.get(record, record_id, with_for_update=True, populate_existing=True)
+    if found is None:
+        raise NotFound(record.__tablename__.lower().removesuffix("s"), record_id)
+    return found
+
+
+def lock_records(session: Session, ids: Select) -> list[int]:
+    """The checkout or hold rows ``ids`` selects (their books locked by the caller)."""
+    return list(session.scalars(ids.with_for_update()))
+
+
+# --- 4. the logs ---------------------------------------------------------------------------
+
+
+def log_lock_statement(stream: Stream) -> str:
+    """The statement of step 4, also run by the capture triggers (``eventlog.capture``) when
+    a change made by hand in SQL is logged: the same locks, in the same order."""
+    return f"LOCK TABLE {', '.join(stream.lock_tables)} IN EXCLUSIVE MODE"
+
+
+def lock_logs(session: Session, stream: Stream = CHECKOUTS) -> None:
+    """``LOCK TABLE ... IN EXCLUSIVE MODE`` on a stream's log and every log before it (the
+    stream's ``lock_tables``, always in the one order): appends then commit one after the
+    other, so tailing is gapless; plain SELECTs are not blocked."""
+    if _postgresql(session):
+        session.execute(text(log_lock_statement(stream)))
+
+
+# --- before everything: the startup repair -------------------------------------------------
+
+
+def lock_repair(session: Session) -> None:
+    """One repair at a time across processes; the others wait, then find nothing to do."""
+    if _postgresql(session):
+        session.execute(text(f"SELECT pg_advisory_xact_lock({REPAIR_LOCK_KEY})"))

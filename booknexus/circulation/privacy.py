@@ -15,6 +15,7 @@ A run works in batches, each one short transaction taking the lock order's locks
 then the records, then the logs), so it is safe to interrupt and to run twice at once.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,11 +36,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
+from booknexus.accounts.events import UserDeleted
 from booknexus.accounts.models import ANONYMOUS_READER, User
-from booknexus.catalog.models import Book
+from booknexus.accounts.queries import ensure_not_last_librarian, ensure_not_the_anonymous_reader
 from booknexus.circulation import metrics
 from booknexus.circulation.eventlog import capture
-from booknexus.circulation.eventlog.append import append_rows, event_rows, lock_log
+from booknexus.circulation.eventlog.append import append_rows, event_rows
 from booknexus.circulation.eventlog.streams import (
     ANONYMISED,
     CHECKOUTS,
@@ -47,11 +49,22 @@ from booknexus.circulation.eventlog.streams import (
     HOLDS,
     Stream,
 )
-from booknexus.circulation.models import OPEN
+from booknexus.circulation.locks import (
+    lock_books,
+    lock_books_of_user,
+    lock_logs,
+    lock_records,
+    lock_user_and_librarians,
+)
+from booknexus.circulation.models import OPEN, Checkout, Hold
 from booknexus.db.engines import mark_changed
-from booknexus.db.schema import utcnow
+from booknexus.db.schema import isoformat, utcnow
+from booknexus.refusals import Refused
+
+log = logging.getLogger(__name__)
 
 ANONYMISING = "booknexus.anonymising"
+ERASURE = "erasure"
 POLICY = "policy"
 BATCH = 1000  # records a transaction: its locks are held for a few milliseconds
 
@@ -132,7 +145,7 @@ def anonymise_records(
     if not record_ids:
         return 0
     capture.mark(session)  # the app logs this change itself
-    lock_log(session, stream)  # step 4: a tailing reader never sees a record half rewritten
+    lock_logs(session, stream)  # step 4: a tailing reader never sees a record half rewritten
     _mark_anonymising(session)
     records = stream.records
     session.execute(update(records).where(records.c.id.in_(record_ids)).values(userId=anonymous))
@@ -153,7 +166,7 @@ def anonymise_gone(
     """Anonymise the events of records that are gone (deleted with their reader or book)."""
     if not record_ids:
         return 0
-    lock_log(session, stream)
+    lock_logs(session, stream)
     _mark_anonymising(session)
     _rewrite_events(session, stream, record_ids, anonymous)
     events = stream.events
@@ -203,12 +216,10 @@ def due_batch(session: Session, stream: Stream, now: datetime, days: int, anonym
     oldest = (records.c.returnedAt if stream is CHECKOUTS else records.c.endedAt, records.c.id)
     books = select(records.c.bookId).where(due).order_by(*oldest).limit(BATCH)
     # the lock order: the books, then the records (re-read under the locks), then the logs
-    session.execute(select(Book.id).where(Book.id.in_(books)).order_by(Book.id).with_for_update()).all()
-    live = list(
-        session.scalars(select(records.c.id).where(due).order_by(*oldest).limit(BATCH).with_for_update())
-    )
+    lock_books(session, books)
+    live = lock_records(session, select(records.c.id).where(due).order_by(*oldest).limit(BATCH))
     done = anonymise_records(session, stream, live, anonymous, POLICY, None)
-    lock_log(session, stream)  # a second run waits here, then finds these done
+    lock_logs(session, stream)  # a second run waits here, then finds these done
     gone = list(
         session.scalars(
             select(events.c[stream.key])
@@ -251,14 +262,73 @@ def policy(request) -> Policy:
     return request.registry["booknexus.privacy"]
 
 
-def anonymise_on_closing(request, stream: Stream, record_id: int, user) -> None:
-    """At ``0`` days a record is anonymised in the request that closes it (its book and row
+def anonymise_on_closing(session: Session, policy: Policy, stream: Stream, record_id: int, user) -> None:
+    """At ``0`` days a record is anonymised in the command that closes it (its book and row
     are locked already), unless its reader keeps their history."""
-    if policy(request).days(stream) != 0 or user is None or user.keep_history:
+    if policy.days(stream) != 0 or user is None or user.keep_history:
         return
-    session = request.dbsession
     anonymise_records(session, stream, [record_id], anonymous_reader(session), POLICY, None)
     session.expire_all()  # the rows changed under the ORM's feet
+
+
+def forget_actor(session: Session, user_id: int) -> None:
+    """Every event of either log that still names ``user_id`` as its actor (a change they
+    made to a record not theirs: a librarian's act, or a queue move logged before revision
+    0013) says ``actor: null`` from now on — the other change the logs' triggers accept."""
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    for stream in (CHECKOUTS, HOLDS):
+        events = stream.events
+        lock_logs(session, stream)
+        if postgresql:
+            acted = events.c.data["actor"].as_string() == str(int(user_id))
+            forgotten = cast(cast(events.c.data, JSONB).op("||")(text("""'{"actor": null}'::jsonb""")), JSON)
+        else:
+            acted = func.json_extract(events.c.data, "$.actor") == user_id
+            forgotten = func.json_set(events.c.data, "$.actor", literal_column("json('null')"))
+        session.execute(update(events).where(acted, events.c.userId != user_id).values(data=forgotten))
+
+
+def erase_reader(session: Session, actor: int | None, user_id: int, *, registry) -> None:
+    """Erasure on request: refused while the reader has a book out; otherwise every record of
+    theirs is anonymised (reason ``erasure``, ``actor`` recorded), every event naming them as
+    an actor forgets them, and the account is removed, in one transaction, under the lock
+    order."""
+    user = lock_user_and_librarians(session, user_id)
+    ensure_not_the_anonymous_reader(user)
+    ensure_not_last_librarian(session, user)
+    out = session.execute(
+        select(Checkout.id, Checkout.book_id, Checkout.due_at)
+        .where(Checkout.user_id == user.id, Checkout.returned_at.is_(None))
+        .order_by(Checkout.id)
+    ).all()
+    if out:
+        raise Refused(
+            "open_loans",
+            f"User {user.id} has {len(out)} books out; they must be returned before erasure.",
+            {"loans": [{"id": i, "bookId": b, "dueAt": isoformat(d)} for i, b, d in out]},
+        )
+    lock_books_of_user(session, user.id)
+    anonymous = anonymous_reader(session)
+    closed_holds = select(Hold.id).where(Hold.user_id == user.id, Hold.status.not_in(OPEN))
+    for stream, ids in (
+        (CHECKOUTS, select(Checkout.id).where(Checkout.user_id == user.id)),
+        (HOLDS, closed_holds),
+    ):
+        anonymise_records(session, stream, lock_records(session, ids), anonymous, ERASURE, actor)
+    session.expire_all()
+    user = session.get(User, user.id)
+    registry.notify(UserDeleted(user, session, actor, registry))  # their open holds go, logged
+    session.delete(user)
+    session.flush()
+    for stream in (CHECKOUTS, HOLDS):  # what is gone now, or went before, keeps no trace of them
+        events = stream.events
+        gone = session.scalars(select(events.c[stream.key]).where(events.c.userId == user.id).distinct())
+        anonymise_gone(session, stream, list(gone), anonymous, ERASURE, actor)
+    _mark_anonymising(session)
+    forget_actor(session, user.id)
+    _unmark_anonymising(session)
+    mark_changed(session)
+    log.info("a reader was erased by user %s", actor)  # who and when; nothing about whom
 
 
 def includeme(config):

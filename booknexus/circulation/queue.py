@@ -1,9 +1,14 @@
 """The hold queue of a book: who gets the next free copy, and when a set-aside copy lapses.
 
-Every change to a book's loans or holds happens under its row lock (``get_book(...,
-for_update=True)``), then calls ``settle``: ready holds past their pickup date expire, and
-each free copy goes to the first waiting hold. So after every request:
+Every change to a book's loans or holds happens under its row lock (``locks.lock_book``),
+then calls ``settle``: ready holds past their pickup date expire, and each free copy goes to
+the first waiting hold. So after every command:
     open loans + ready holds <= copies, and a copy is free only if nobody is waiting.
+
+The queue's moves are consequences, not anybody's acts: a hold that becomes ready because
+someone else returned, cancelled or borrowed records ``actor: null`` (as an expiry does), so
+one reader's id never lands in another reader's record; only a reader's own hold becoming
+ready in their own command records them.
 """
 
 from dataclasses import dataclass
@@ -15,7 +20,7 @@ from sqlalchemy.orm import Session, aliased
 from booknexus.catalog.models import Book
 from booknexus.circulation.eventlog import append as eventlog
 from booknexus.circulation.models import EXPIRED, READY, WAITING, Checkout, Hold
-from booknexus.circulation.rules import Rules, rules
+from booknexus.circulation.rules import Rules
 from booknexus.db.schema import UTCDateTime, isoformat, utcnow
 
 
@@ -92,15 +97,8 @@ def settle(
             hold.ready_at = now
             hold.expires_at = now + limits.pickup_period
             session.flush()
-            eventlog.append(session, hold, eventlog.READY, actor=actor)
+            eventlog.append(session, hold, eventlog.READY, actor=actor if hold.user_id == actor else None)
     return shelf(session, book.id, now)
-
-
-def settle_for(request, book: Book) -> Shelf:
-    """``settle`` within a request. What it does stands even if the request is then refused
-    (409): a lapsed hold has expired and its copy passed on whatever the request wanted."""
-    request.settled_a_book = True  # see booknexus.web.db.commit_veto
-    return settle(request.dbsession, book, rules(request), request.authenticated_userid)
 
 
 def books_freed_by(session: Session, user_id: int) -> list[int]:

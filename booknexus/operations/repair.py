@@ -29,12 +29,12 @@ from sqlalchemy.orm import Session
 from booknexus.circulation.eventlog import capture
 from booknexus.circulation.eventlog.capture import CAPTURED
 from booknexus.circulation.eventlog.streams import ANONYMISED, ENDING, Stream
+from booknexus.circulation.locks import lock_repair
 from booknexus.operations.cleanup import CleanupReport, run_cleanup
 from booknexus.operations.foreign_keys import checkout_foreign_keys, problems
 
 log = logging.getLogger(__name__)
 
-REPAIR_LOCK_KEY = 0x426F6F6B436C6E  # "BookCln", any constant of our own
 FULL = "asked for the full repair"
 
 
@@ -88,11 +88,6 @@ def reasons_to_repair(session: Session) -> list[str]:
     return reasons
 
 
-def take_repair_lock(session: Session) -> None:
-    if session.get_bind().dialect.name == "postgresql":  # SQLite: one writer at a time anyway
-        session.execute(text(f"SELECT pg_advisory_xact_lock({REPAIR_LOCK_KEY})"))
-
-
 def install_capture(session: Session) -> None:
     """Put back missing or disabled capture triggers; a role that may not is reported, not fatal."""
     try:
@@ -104,7 +99,7 @@ def install_capture(session: Session) -> None:
 
 def repair(session: Session, full: bool = False) -> CleanupReport:
     """In the caller's transaction: the cheap checks, then the full repair if they say so."""
-    take_repair_lock(session)
+    lock_repair(session)
     reasons = [FULL] if full else reasons_to_repair(session)
     if not reasons:
         report = CleanupReport(full=False)

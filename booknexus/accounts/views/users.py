@@ -2,18 +2,18 @@ from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import select
 
 from booknexus.accounts import tokens
-from booknexus.accounts.events import UserDeleted
 from booknexus.accounts.models import ANONYMOUS_READER, User
 from booknexus.accounts.passwords import hash_password, verify_password
 from booknexus.accounts.queries import (
     ensure_not_last_librarian,
     ensure_not_the_anonymous_reader,
     get_user,
-    lock_user_and_librarians,
 )
 from booknexus.accounts.roles import MANAGE, MEMBER
 from booknexus.accounts.serialize import serialize_user
 from booknexus.accounts.throttle import login_throttle
+from booknexus.circulation.commands import remove_user
+from booknexus.circulation.locks import lock_user_and_librarians
 from booknexus.web.api import api_view, keyset_page, path_id, query_params
 from booknexus.web.errors import ApiError
 
@@ -111,13 +111,5 @@ def change_password(request, user: User, password: str, current: str | None) -> 
 
 @api_view(route_name="user", request_method="DELETE")
 def delete_user(request):
-    session = request.dbsession
-    # the user and every librarian first (booknexus.circulation.locks, step 1): circulation
-    # then locks their books and removes their loans and holds (UserDeleted)
-    user = lock_user_and_librarians(session, path_id(request))
-    ensure_not_the_anonymous_reader(user)
-    ensure_not_last_librarian(session, user)
-    request.registry.notify(UserDeleted(user, request))
-    session.delete(user)
-    session.flush()
+    remove_user(request.dbsession, request.authenticated_userid, path_id(request), registry=request.registry)
     return HTTPNoContent()

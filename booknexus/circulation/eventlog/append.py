@@ -1,7 +1,7 @@
 """Appending to the logs, always in the transaction that makes the change.
 
 On PostgreSQL every append first takes ``LOCK TABLE ... IN EXCLUSIVE MODE`` on its log (and
-on every log before it, in one fixed order: see ``Stream.lock_tables``): appending
+on every log before it, in one fixed order: ``locks.lock_logs``): appending
 transactions then assign positions and commit one after the other, so a reader that has
 seen position N can never later see a lower position appear (gapless tailing). Readers are
 not blocked: EXCLUSIVE mode still admits plain SELECTs.
@@ -20,7 +20,6 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
-    text,
 )
 from sqlalchemy.orm import Session
 
@@ -43,13 +42,9 @@ from booknexus.circulation.eventlog.streams import (  # noqa: F401  (the event t
     UPDATED,
     Stream,
 )
+from booknexus.circulation.locks import lock_logs
 from booknexus.db.engines import mark_changed
 from booknexus.db.schema import ISO_UTC_FORMAT, isoformat, utcnow
-
-
-def lock_log(session: Session, stream: Stream = CHECKOUTS) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"LOCK TABLE {', '.join(stream.lock_tables)} IN EXCLUSIVE MODE"))
 
 
 def record_state(stream: Stream, record) -> dict:
@@ -67,7 +62,7 @@ def append(session: Session, record, type_: str, actor: int | None, **extra) -> 
     """Record one change to one checkout or hold (already flushed, so it has its id), made
     by ``actor`` (a user id; None for the system: cleanup, expiry, migrations)."""
     stream = STREAMS[type(record)]
-    lock_log(session, stream)
+    lock_logs(session, stream)
     # parameters apart from the statement, so SQLAlchemy compiles the INSERT once
     session.execute(
         stream.events.insert(),
@@ -132,7 +127,7 @@ def event_columns(stream: Stream) -> list[str]:
 
 def append_rows(session: Session, rows: Select, stream: Stream = CHECKOUTS) -> int:
     """INSERT ... SELECT into the log, set-based; returns how many events were appended."""
-    lock_log(session, stream)
+    lock_logs(session, stream)
     statement = insert(stream.events).from_select(event_columns(stream), rows)
     if session.get_bind().dialect.name == "postgresql":
         # the rowcount of this INSERT ... SELECT comes back as -1: count RETURNING in SQL

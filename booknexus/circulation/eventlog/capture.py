@@ -33,6 +33,7 @@ from booknexus.circulation.eventlog.streams import (
     UPDATED,
     Stream,
 )
+from booknexus.circulation.locks import log_lock_statement
 from booknexus.db.schema import ISO_UTC_FORMAT
 
 SETTING = "booknexus.app_write"
@@ -110,7 +111,7 @@ BEGIN
     IF current_setting('{SETTING}', true) = 'on' THEN
         RETURN NULL;  -- the app's own write: it logs it itself
     END IF;
-    LOCK TABLE {", ".join(stream.lock_tables)} IN EXCLUSIVE MODE;
+    {log_lock_statement(stream)};
     IF TG_OP = 'INSERT' THEN
         {_pg_events(stream, IMPORTED, "new_rows")}
     ELSIF TG_OP = 'DELETE' THEN

@@ -2,37 +2,22 @@
 
 import base64
 import binascii
-import logging
 from datetime import datetime
 
 from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import case, literal, select, union_all
 
-from booknexus.accounts.events import UserDeleted
-from booknexus.accounts.queries import (
-    ensure_not_last_librarian,
-    ensure_not_the_anonymous_reader,
-    get_user,
-    lock_user_and_librarians,
-)
+from booknexus.accounts.queries import get_user
 from booknexus.accounts.serialize import serialize_user
 from booknexus.catalog.models import Book
 from booknexus.circulation.eventlog.streams import CHECKOUTS, HOLDS
-from booknexus.circulation.locks import lock_books_of_user
-from booknexus.circulation.models import OPEN, Checkout, Hold
-from booknexus.circulation.privacy import (
-    anonymise_gone,
-    anonymise_records,
-    anonymous_reader,
-)
+from booknexus.circulation.models import Checkout, Hold
+from booknexus.circulation.privacy import erase_reader
 from booknexus.circulation.serialize import SERIALIZERS, serialize_checkout
 from booknexus.db.schema import isoformat
 from booknexus.web.api import api_view, path_id, query_params
 from booknexus.web.errors import ApiError
 from booknexus.web.reads import snapshot
-
-log = logging.getLogger(__name__)
-ERASURE = "erasure"
 
 
 def _cursor(at: datetime, kind: str, record_id: int) -> str:
@@ -141,43 +126,6 @@ def everything_about(request, session):
 
 @api_view(route_name="user_erasure", request_method="POST")
 def erase(request):
-    """Erasure on request (librarians): refused while the reader has a book out; otherwise
-    every record of theirs is anonymised (reason ``erasure``, the librarian as actor) and the
-    account removed, in one transaction, under the lock order."""
-    session, actor = request.dbsession, request.authenticated_userid
-    user = lock_user_and_librarians(session, path_id(request))
-    ensure_not_the_anonymous_reader(user)
-    ensure_not_last_librarian(session, user)
-    out = session.execute(
-        select(Checkout.id, Checkout.book_id, Checkout.due_at)
-        .where(Checkout.user_id == user.id, Checkout.returned_at.is_(None))
-        .order_by(Checkout.id)
-    ).all()
-    if out:
-        raise ApiError(
-            409,
-            "open_loans",
-            f"User {user.id} has {len(out)} books out; they must be returned before erasure.",
-            {"loans": [{"id": i, "bookId": b, "dueAt": isoformat(d)} for i, b, d in out]},
-        )
-    lock_books_of_user(session, user.id)
-    anonymous = anonymous_reader(session)
-    closed_holds = select(Hold.id).where(Hold.user_id == user.id, Hold.status.not_in(OPEN))
-    for stream, ids in (
-        (CHECKOUTS, select(Checkout.id).where(Checkout.user_id == user.id)),
-        (HOLDS, closed_holds),
-    ):
-        anonymise_records(
-            session, stream, list(session.scalars(ids.with_for_update())), anonymous, ERASURE, actor
-        )
-    session.expire_all()
-    user = get_user(session, user.id)
-    request.registry.notify(UserDeleted(user, request))  # their open holds go, logged; queues move
-    session.delete(user)
-    session.flush()
-    for stream in (CHECKOUTS, HOLDS):  # what is gone now, or went before, keeps no trace of them
-        events = stream.events
-        gone = session.scalars(select(events.c[stream.key]).where(events.c.userId == user.id).distinct())
-        anonymise_gone(session, stream, list(gone), anonymous, ERASURE, actor)
-    log.info("a reader was erased by user %s", actor)  # who and when; nothing about whom
+    """Erasure on request (librarians): ``privacy.erase_reader``."""
+    erase_reader(request.dbsession, request.authenticated_userid, path_id(request), registry=request.registry)
     return HTTPNoContent()

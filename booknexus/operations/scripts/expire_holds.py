@@ -11,7 +11,7 @@ import sys
 
 from pyramid.paster import get_appsettings
 
-from booknexus.catalog.queries import get_book
+from booknexus.circulation.locks import lock_book
 from booknexus.circulation.queue import books_with_lapsed_holds, settle
 from booknexus.circulation.rules import Rules
 from booknexus.db.engines import get_session_factory
@@ -26,7 +26,7 @@ def expire_all(session_factory, limits: Rules) -> int:
         book_ids = books_with_lapsed_holds(session, now)
     for book_id in book_ids:
         with session_factory() as session, session.begin():
-            settle(session, get_book(session, book_id, for_update=True), limits, actor=None, now=now)
+            settle(session, lock_book(session, book_id), limits, actor=None, now=now)
     return len(book_ids)
 
 
