@@ -274,7 +274,11 @@ def dbsession(dbconnection):
     """A session on the test's connection, for arranging data directly (committed before
     each request, as ``dbconnection`` is)."""
     with sa.orm.Session(bind=dbconnection) as session:
+        dbconnection.info[TEST_SESSION] = session
         yield session
+
+
+TEST_SESSION = "booknexus.test_session"  # dbsession, on its connection's info
 
 
 class Client(webtest.TestApp):
@@ -286,6 +290,9 @@ class Client(webtest.TestApp):
         self.dbconnection = dbconnection
 
     def do_request(self, *args, **kwargs):
+        session = self.dbconnection.info.get(TEST_SESSION)
+        if session is not None and session.in_transaction():
+            session.commit()  # its flushes, and its part in the connection's transaction
         if self.dbconnection.in_transaction():
             self.dbconnection.commit()
         return super().do_request(*args, **kwargs)
