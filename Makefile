@@ -49,9 +49,10 @@ bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk)
 	$(BIN)/python bench/run.py
 
+## lint: ruff (lint and format) and import-linter's layers, all configured in pyproject.toml
 lint: $(STAMP)
-	$(BIN)/ruff check --select E,F,I,W,B,UP --line-length 110 --per-file-ignores "tests/*:E501" --per-file-ignores "alembic/versions/*:E501" booknexus tests alembic
-	$(BIN)/ruff format --check --line-length 110 booknexus tests alembic
+	$(BIN)/ruff check booknexus tests alembic bench
+	$(BIN)/ruff format --check booknexus tests alembic bench
 	$(BIN)/lint-imports
 
 clean:

@@ -50,8 +50,15 @@ def main() -> int:
         client.post(f"/checkouts/{loan['id']}/return")
     app.registry["dbengine"].dispose()
     held_ms = sorted(seconds * 1000 for seconds in held[20:])  # warm connections only
-    print(json.dumps({"median_ms": round(statistics.median(held_ms), 3),
-                      "p99_ms": round(held_ms[int(len(held_ms) * 0.99) - 1], 3), "writes": len(held_ms)}))
+    print(
+        json.dumps(
+            {
+                "median_ms": round(statistics.median(held_ms), 3),
+                "p99_ms": round(held_ms[int(len(held_ms) * 0.99) - 1], 3),
+                "writes": len(held_ms),
+            }
+        )
+    )
     return 0
 
 

@@ -1,9 +1,9 @@
 """Child processes of bench/run.py, against BOOKNEXUS_DATABASE_URL, reading production.ini.
 
-    probe.py token       print a new librarian's bearer token
-    probe.py cleanup     run the full repair + constraint check; print its seconds
-    probe.py fk-rebuild  upgrade 0002 -> 0003 through Alembic; print its seconds
-    probe.py anonymise   apply the retention policy (production.ini's); print its seconds
+probe.py token       print a new librarian's bearer token
+probe.py cleanup     run the full repair + constraint check; print its seconds
+probe.py fk-rebuild  upgrade 0002 -> 0003 through Alembic; print its seconds
+probe.py anonymise   apply the retention policy (production.ini's); print its seconds
 """
 
 import sys

@@ -67,8 +67,16 @@ def lean_app(url: str):
             return connection.execute(statements[name], parameters).all()
 
     def book_json(row):
-        return {"id": row[0], "title": row[1], "author": row[2], "isbn": row[3], "copies": row[4],
-                "available": max(row[4] - row[7] - row[8], 0), "createdAt": iso(row[5]), "updatedAt": iso(row[6])}
+        return {
+            "id": row[0],
+            "title": row[1],
+            "author": row[2],
+            "isbn": row[3],
+            "copies": row[4],
+            "available": max(row[4] - row[7] - row[8], 0),
+            "createdAt": iso(row[5]),
+            "updatedAt": iso(row[6]),
+        }
 
     def book(request):
         (row,) = rows("book", id=int(request.matchdict["id"]))
@@ -79,18 +87,47 @@ def lean_app(url: str):
 
     def loans(request):
         found = rows("loans", user=int(request.params["userId"]), limit=21)
-        return {"items": [{"id": r[0], "userId": r[1], "bookId": r[2], "checkedOutAt": iso(r[3]), "dueAt": iso(r[4]),
-                           "returnedAt": iso(r[5]), "renewals": r[6], "createdAt": iso(r[7]), "updatedAt": iso(r[8])}
-                          for r in found[:20]]}
+        return {
+            "items": [
+                {
+                    "id": r[0],
+                    "userId": r[1],
+                    "bookId": r[2],
+                    "checkedOutAt": iso(r[3]),
+                    "dueAt": iso(r[4]),
+                    "returnedAt": iso(r[5]),
+                    "renewals": r[6],
+                    "createdAt": iso(r[7]),
+                    "updatedAt": iso(r[8]),
+                }
+                for r in found[:20]
+            ]
+        }
 
     def events(request):
         found = rows("events", limit=21)
-        return {"items": [{"id": r[0], "checkoutId": r[1], "userId": r[2], "bookId": r[3], "type": r[4],
-                           "occurredAt": iso(r[5]), "data": r[6]} for r in found[:20]]}
+        return {
+            "items": [
+                {
+                    "id": r[0],
+                    "checkoutId": r[1],
+                    "userId": r[2],
+                    "bookId": r[3],
+                    "type": r[4],
+                    "occurredAt": iso(r[5]),
+                    "data": r[6],
+                }
+                for r in found[:20]
+            ]
+        }
 
     with Configurator() as config:
-        for name, pattern, view in (("book", "/books/{id}", book), ("search", "/search", search),
-                                    ("loans", "/checkouts", loans), ("events", "/checkout-events", events)):
+        for name, pattern, view in (
+            ("book", "/books/{id}", book),
+            ("search", "/search", search),
+            ("loans", "/checkouts", loans),
+            ("events", "/checkout-events", events),
+        ):
             config.add_route(name, pattern)
             config.add_view(view, route_name=name, renderer="json")
     return config.make_wsgi_app()
@@ -106,7 +143,9 @@ def main():
     elif which != "booknexus":
         app = baseline_app()
     elif "BENCH_APP_SETTINGS" in os.environ:
-        app = booknexus.config.main({}, **{**get_appsettings(INI), **json.loads(os.environ["BENCH_APP_SETTINGS"])})
+        app = booknexus.config.main(
+            {}, **{**get_appsettings(INI), **json.loads(os.environ["BENCH_APP_SETTINGS"])}
+        )
     else:
         app = get_app(INI)
     # production.ini's waitress settings, for both apps

@@ -272,10 +272,11 @@ def planned_for_its_words(session: Session):
 
     A tier's best plan depends on its words (a rare word: the search index; a common one:
     the key in id order). psycopg prepares a statement once it has run five times on a
-    connection, and PostgreSQL may then keep one generic plan for every word: 33-55 ms a
-    tier on a million books, against 1-2 ms planned for the word. ``force_custom_plan``
-    plans every execution for its values. No parallel workers either: the planner
-    overestimates prefixes and starts workers to read ten rows (about 4 ms).
+    connection, and PostgreSQL may then keep one generic plan for every word, many times
+    slower on a large catalogue than a plan made for the word (docs/performance.md).
+    ``force_custom_plan`` plans every execution for its values. No parallel workers either:
+    the planner overestimates prefixes and starts workers to read ten rows, which costs more
+    than the read.
     A search page runs in one read transaction (``booknexus.web.reads.snapshot``), where
     ``SET LOCAL`` ends with it; on an autocommit connection the settings are made for the
     connection and reset after."""

@@ -99,7 +99,8 @@ def mark_changed(session: Session) -> None:
 def get_request_session_factory(engine: Engine) -> sessionmaker:
     """Sessions joined to the request's transaction: zope.sqlalchemy's listeners registered
     once, on the factory, with the thread-local transaction manager that pyramid_tm uses
-    (waitress serves one request per thread), rather than on each session (~0.25 ms)."""
+    (one request per worker thread), rather than on each session, which costs a measurable
+    share of a request (docs/performance.md)."""
     factory = sessionmaker(bind=engine, expire_on_commit=False, class_=RequestSession)
     zope.sqlalchemy.register(factory, transaction_manager=transaction.manager)
     return factory

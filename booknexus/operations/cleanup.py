@@ -145,7 +145,7 @@ def purge(session: Session, report: CleanupReport, stream: Stream = CHECKOUTS) -
 def latest_live(dialect: str, stream: Stream) -> Subquery:
     """Each record's latest event, where it leaves the record live, with the state it logged
     as columns: one pass over the log, each event's ``data`` parsed once (on PostgreSQL
-    ``json_to_record``: a cast per field would parse it once per field, 2.3x the time)."""
+    ``json_to_record``: a cast per field would parse it once per field, over twice the time)."""
     events = stream.events
     # an ``anonymised`` event changes only the reader, which every earlier event of the record
     # was rewritten with: the latest state is the latest other event's
