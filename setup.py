@@ -29,7 +29,11 @@ requires = [
     "python-json-logger>=3.1,<5",
 ]
 
+# booknexus.login_limit.storage = redis://...: the counts shared by every worker and host
+redis_requires = ["limits[redis]>=5.0"]
+
 tests_require = [
+    *redis_requires,  # tests/test_login_limit_shared.py, on a real Redis
     "pytest>=8.0",
     "pytest-xdist>=3.5",  # make test runs on every core
     "webtest>=3.0",
@@ -50,7 +54,7 @@ setup(
     package_data={"booknexus": ["openapi.yaml"]},
     zip_safe=False,
     install_requires=requires,
-    extras_require={"testing": tests_require},
+    extras_require={"redis": redis_requires, "testing": tests_require},
     entry_points={
         "paste.app_factory": ["main = booknexus.config:main"],
         "console_scripts": [

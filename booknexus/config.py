@@ -15,6 +15,7 @@ def main(global_config, **settings):
         config.add_renderer("json", json_renderer())
         # request ids, the access log and the request metrics, once per request
         config.include("booknexus.web.observe")
+        config.include("booknexus.web.client_address")  # request.client_addr, through trusted proxies
         # engine, request.dbsession, one transaction per request, retries
         config.include("booknexus.web.db")
         # the bearer-token security policy and the default permission

@@ -8,8 +8,10 @@ their account's failures.
 The counts live in memory by default (``booknexus.login_limit.storage = memory://``): they
 are a throttle, not a record, and need survive nothing: a restart that forgets them gives
 an attacker one more window, which the limit allows anyway. Each process counts its own,
-so N workers admit up to N times the limit; a shared store (``redis://host:6379``, any URI
-``limits`` knows) makes the counts one across workers and hosts.
+so N workers admit up to N times the limit; a shared store (``redis://host:6379`` with the
+``redis`` extra, ``pip install booknexus[redis]``; any URI ``limits`` knows) makes the counts
+one across workers and hosts. The address is ``request.client_addr`` (``web.client_address``):
+the reader's, not the proxy's.
 """
 
 import math
@@ -31,8 +33,12 @@ class LoginThrottle:
         def setting(name: str) -> str:
             return settings.get(name, DEFAULTS[name])
 
+        # one shared store, several libraries (or test runs): each its own keys; passed only when
+        # set, as not every store takes it
+        prefix = settings.get("booknexus.login_limit.key_prefix")
+        options = {"key_prefix": prefix} if prefix else {}
         self.limiter = strategies.MovingWindowRateLimiter(
-            storage.storage_from_string(setting("booknexus.login_limit.storage"))
+            storage.storage_from_string(setting("booknexus.login_limit.storage"), **options)
         )
         self.per_account = parse(setting("booknexus.login_limit.per_account"))
         self.per_address = parse(setting("booknexus.login_limit.per_address"))

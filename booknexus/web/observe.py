@@ -78,13 +78,15 @@ def record(request, status: int, seconds: float) -> None:
         metrics.REFUSALS.labels(error_code).inc()
     duration_ms = round(seconds * 1000, 1)
     actor = known_actor(request)
+    client = request.client_addr
     access_log.info(
-        "%s %s %s %.1f ms actor=%s request_id=%s",
+        "%s %s %s %.1f ms actor=%s client=%s request_id=%s",
         method,
         route,
         status,
         duration_ms,
         actor,
+        client,
         request.request_id,
         extra={
             "method": method,
@@ -92,6 +94,7 @@ def record(request, status: int, seconds: float) -> None:
             "status": status,
             "duration_ms": duration_ms,
             "actor": actor,
+            "client": client,
         },
     )
 

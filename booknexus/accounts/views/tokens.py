@@ -23,14 +23,14 @@ def log_in(request):
     body = request.openapi_validated.body
     throttle = login_throttle(request)
     try:
-        throttle.ensure_allowed(body["email"], request.remote_addr)  # before any hashing
+        throttle.ensure_allowed(body["email"], request.client_addr)  # before any hashing
     except Throttled:
         LOGINS.labels("throttled").inc()
         raise
     user = request.dbsession.scalar(select(User).where(User.email == body["email"]))
     # one answer for a wrong email and a wrong password (and a user without one)
     if not verify_password(user.password_hash if user else None, body["password"]):
-        throttle.failed(body["email"], request.remote_addr)
+        throttle.failed(body["email"], request.client_addr)
         LOGINS.labels("failed").inc()
         raise ApiError(401, "invalid_credentials", "Wrong email or password.")
     throttle.succeeded(body["email"])
