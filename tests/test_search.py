@@ -185,6 +185,8 @@ def test_search_parses_words_and_isbns():
     assert Search.parse("García-Márquez's 100%") == Search(words=("garcia", "marquez", "s", "100"))
     assert Search.parse("0-306-40615-2").isbn == "0306406152"
     assert Search.parse("1984").isbn is None and Search.parse("1984").words == ("1984",)
+    # folding may make punctuation of a letter (quoted for the database) or nothing (dropped)
+    assert Search.parse("\uff9e dune \u2474 \u0149") == Search(words=("dune", "(1)", "\u02bcn"))
 
 
 def test_adopted_legacy_catalogue_is_indexed_by_the_migration(backend, empty_database):
