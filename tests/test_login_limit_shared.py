@@ -12,8 +12,11 @@ import uuid
 
 import pytest
 import redis
-from conftest import REQUIRE_PG, librarian_token
+import webtest
+from conftest import REQUIRE_PG, app_settings, close_app, librarian_token
 from test_serve import Workers, serving_ini
+
+import booknexus.config
 
 pytestmark = pytest.mark.slow
 
@@ -119,3 +122,21 @@ def test_failures_on_both_workers_add_up_to_one_limit(two_workers, redis_prefix)
     assert log_in(first, "198.51.100.8", PASSWORD) == 201
     assert log_in(second, "198.51.100.8", PASSWORD) == 201
     assert list(client.scan_iter(match=f"{prefix}:*"))  # the counts are in Redis, under our prefix
+
+
+def test_an_unreachable_login_limit_store_is_a_json_503(anonymous, app, app_database):
+    """The counts' store down (nothing listens on port 1) must not answer a 500: logging in
+    is unavailable for a moment, as with an unreachable database; nothing else is."""
+    application = booknexus.config.main(
+        {}, **app_settings(app_database.url, **{"booknexus.login_limit.storage": "redis://127.0.0.1:1"})
+    )
+    try:
+        client = webtest.TestApp(application)
+        response = client.post_json(
+            "/auth/tokens", {"email": "ann@example.org", "password": "whatever-it-is"}, status=503
+        )
+        assert response.json["error"]["code"] == "login_limit_unavailable"
+        assert response.headers["Retry-After"] == "5"
+        assert client.get("/books", status=200).json["items"] == []
+    finally:
+        close_app(application)

@@ -37,6 +37,9 @@ class LoginThrottle:
         # set, as not every store takes it
         prefix = settings.get("booknexus.login_limit.key_prefix")
         options = {"key_prefix": prefix} if prefix else {}
+        # a store that cannot be reached raises limits' own StorageError, whatever the store
+        # (the API answers it 503, as an unreachable database)
+        options["wrap_exceptions"] = True
         self.limiter = strategies.MovingWindowRateLimiter(
             storage.storage_from_string(setting("booknexus.login_limit.storage"), **options)
         )

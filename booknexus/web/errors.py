@@ -11,6 +11,7 @@ import re
 from pyramid.exceptions import PredicateMismatch
 from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPNotFound
 from pyramid.view import exception_view_config
+from limits.errors import StorageError
 from pyramid_openapi3.exceptions import ResponseValidationError, extract_errors
 from sqlalchemy import exc as sa_exc
 
@@ -198,6 +199,17 @@ def database_unavailable(exc, request):
 def _transaction_rollback(exc) -> bool:
     """SQLSTATE class 40 (serialization failure, deadlock detected): transient, not an outage."""
     return (getattr(getattr(exc, "orig", None), "sqlstate", None) or "").startswith("40")
+
+
+@exception_view_config(StorageError)
+def login_limit_unavailable(exc, request):
+    # the failed-login counts live in a store of their own (booknexus.login_limit.storage)
+    log.warning("login limit store unavailable on %s: %s", where(request), exc)
+    response = error_response(
+        request, 503, "login_limit_unavailable", "Logging in is unavailable for a moment; retry later."
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 @exception_view_config(sa_exc.DataError)
