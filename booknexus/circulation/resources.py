@@ -22,9 +22,11 @@ class RecordResource(OwnedBy):
             return None
         session = self.request.dbsession
         owner = session.scalar(select(self.record.user_id).where(self.record.id == record_id))
-        if owner is None:  # deleted: its history still belongs to its user
+        if owner is None:  # deleted: its history belongs to the user its latest event names,
+            # as the row itself did while it lived (a loan moved to another reader, then deleted)
             key = self.event.__table__.c[STREAMS[self.record].key]
-            owner = session.scalar(select(self.event.user_id).where(key == record_id).limit(1))
+            latest = select(self.event.user_id).where(key == record_id).order_by(self.event.id.desc())
+            owner = session.scalar(latest.limit(1))
         return owner
 
 

@@ -9,13 +9,13 @@ import contextlib
 from dataclasses import dataclass
 
 from sqlalchemy import (
+    CheckConstraint,
     Column,
-    DateTime,
     ForeignKeyConstraint,
-    Index,
     Integer,
     MetaData,
     Table,
+    UniqueConstraint,
     inspect,
     text,
 )
@@ -174,24 +174,37 @@ def _rebuild_postgresql(op, current: list[ForeignKey], needs_rebuild: bool) -> l
     return done
 
 
-def checkouts_table() -> Table:
-    """ "Checkouts" as it must be: the target of the SQLite rebuild."""
+def checkouts_table(connection: Connection) -> Table:
+    """ "Checkouts" as it is, with the foreign keys it must have instead of the ones it has:
+    the target of the SQLite rebuild. Read from the table itself (columns, defaults, checks,
+    unique constraints), so a rebuild keeps whatever the schema has grown since."""
+    inspector = inspect(connection)
     metadata = MetaData()  # private: names are given explicitly, not by the convention
     Table("Users", metadata, Column("id", Integer, primary_key=True))
     Table("Books", metadata, Column("id", Integer, primary_key=True))
-    timestamp = DateTime(timezone=True)
+    primary_key = set(inspector.get_pk_constraint("Checkouts")["constrained_columns"])
+    columns = [
+        Column(
+            column["name"],
+            column["type"],
+            primary_key=column["name"] in primary_key,
+            nullable=column["nullable"],
+            server_default=text(column["default"]) if column["default"] is not None else None,
+        )
+        for column in inspector.get_columns("Checkouts")
+    ]
     return Table(
         "Checkouts",
         metadata,
-        Column("id", Integer, primary_key=True),
-        Column("userId", Integer, nullable=False),
-        Column("bookId", Integer, nullable=False),
-        Column("checkedOutAt", timestamp, nullable=False),
-        Column("dueAt", timestamp, nullable=False),
-        Column("returnedAt", timestamp),
-        Column("renewals", Integer, nullable=False, server_default="0"),
-        Column("createdAt", timestamp, nullable=False),
-        Column("updatedAt", timestamp, nullable=False),
+        *columns,
+        *(
+            CheckConstraint(text(check["sqltext"]), name=check.get("name"))
+            for check in inspector.get_check_constraints("Checkouts")
+        ),
+        *(
+            UniqueConstraint(*unique["column_names"], name=unique.get("name"))
+            for unique in inspector.get_unique_constraints("Checkouts")
+        ),
         *(
             ForeignKeyConstraint(
                 [column],
@@ -202,9 +215,17 @@ def checkouts_table() -> Table:
             )
             for column, table in EXPECTED.items()
         ),
-        *(Index(_index_name(column), column) for column in EXPECTED),
         sqlite_autoincrement=True,
     )
+
+
+# what SQLite drops with a table: its own indexes and triggers (sql is NULL for the indexes
+# it makes itself for a primary key or a unique constraint, which the new table makes again)
+SQLITE_TABLE_OBJECTS = """
+    SELECT type, name, sql FROM sqlite_master
+    WHERE tbl_name = 'Checkouts' AND type IN ('index', 'trigger') AND sql IS NOT NULL
+    ORDER BY type = 'trigger', name
+"""
 
 
 def _rebuild_sqlite(op) -> list[str]:
@@ -215,22 +236,36 @@ def _rebuild_sqlite(op) -> list[str]:
         "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'Checkouts'), 0), "
         'coalesce((SELECT max(id) FROM "Checkouts"), 0))'
     ).scalar_one()
+    # the capture triggers, 0010's partial index and any other: gone with the old table,
+    # made again as they were
+    kept = connection.exec_driver_sql(SQLITE_TABLE_OBJECTS).all()
+    target = checkouts_table(connection)
     # the logs' triggers name "Checkouts": the rename that ends the rebuild must not check them
     # against a table that is, for that moment, missing
     connection.exec_driver_sql("PRAGMA legacy_alter_table = ON")
     with op.batch_alter_table(
         "Checkouts",
-        copy_from=checkouts_table(),
+        copy_from=target,
         recreate="always",
         table_kwargs={"sqlite_autoincrement": True},
     ):
         pass
     connection.exec_driver_sql("PRAGMA legacy_alter_table = OFF")
+    for _type, _name, sql in kept:
+        connection.exec_driver_sql(sql)
+    for column in EXPECTED:
+        connection.exec_driver_sql(
+            f'CREATE INDEX IF NOT EXISTS "{_index_name(column)}" ON "Checkouts" ("{column}")'
+        )
     connection.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = 'Checkouts'")
     connection.exec_driver_sql(
         f"INSERT INTO sqlite_sequence (name, seq) VALUES ('Checkouts', {int(high_water)})"
     )
-    return ["rebuilt Checkouts with CASCADE/CASCADE foreign keys and their indexes"]
+    triggers = sum(type_ == "trigger" for type_, _name, _sql in kept)
+    return [
+        "rebuilt Checkouts with CASCADE/CASCADE foreign keys and their indexes, "
+        f"keeping its {len(kept) - triggers} indexes and {triggers} triggers"
+    ]
 
 
 @contextlib.contextmanager

@@ -7,6 +7,11 @@ other endpoint serves. The work is ``booknexus.operations.repair`` (cheap checks
 if they find a reason; ``booknexus.cleanup_on_startup``, default true) and the constraint
 verification. If the database cannot be reached, or anything else about it fails, the
 error is logged and the work is retried with exponential backoff until it succeeds.
+
+A full repair holds the logs' locks until it commits (seconds on a large database). Until
+the work is done, every transaction of the app waits at most ``STARTUP_LOCK_TIMEOUT`` for a
+lock, so a write that needs a log answers 503 ``database_timeout`` with ``Retry-After: 1``
+within a second instead of queueing behind the repair for the request's whole lock_timeout.
 """
 
 import logging
@@ -15,6 +20,8 @@ from datetime import datetime
 
 from pyramid.events import ApplicationCreated, subscriber
 from pyramid.settings import asbool
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from booknexus.db.schema import utcnow
 from booknexus.db.timeouts import raise_for_bulk_work
@@ -27,6 +34,24 @@ from booknexus.operations.foreign_keys import (
 from booknexus.operations.repair import repair
 
 log = logging.getLogger(__name__)
+
+STARTUP_LOCK_TIMEOUT = "500ms"
+WORKER = "booknexus-startup"  # the thread that does the work
+
+
+def short_lock_waits(engine: Engine):
+    """Until the returned function is called, each transaction on ``engine`` waits at most
+    ``STARTUP_LOCK_TIMEOUT`` for a lock (PostgreSQL: ``SET LOCAL``, gone with the transaction;
+    the repair's own transactions take the bulk limits instead). SQLite has no such limit."""
+    if engine.dialect.name != "postgresql":
+        return lambda: None
+
+    def on_begin(connection):
+        if threading.current_thread().name != WORKER:
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{STARTUP_LOCK_TIMEOUT}'")
+
+    event.listen(engine, "begin", on_begin)
+    return lambda: event.remove(engine, "begin", on_begin)
 
 
 class StartupState:
@@ -106,12 +131,15 @@ def attempt_safely(registry, state: StartupState) -> bool:
         return False
 
 
-def work_until_done(registry, state: StartupState) -> None:
-    delay = state.initial_delay
-    while not attempt_safely(registry, state):
-        if state.stopping.wait(delay):
-            return
-        delay = min(delay * 2, state.max_delay)
+def work_until_done(registry, state: StartupState, restore_lock_waits) -> None:
+    try:
+        delay = state.initial_delay
+        while not attempt_safely(registry, state):
+            if state.stopping.wait(delay):
+                return
+            delay = min(delay * 2, state.max_delay)
+    finally:
+        restore_lock_waits()
     log.info("startup work done after %s attempt(s)", state.attempts)
 
 
@@ -119,8 +147,13 @@ def work_until_done(registry, state: StartupState) -> None:
 def on_application_created(event):
     registry = event.app.registry
     state = registry["booknexus.startup"]
+    # before the port opens: no request may queue behind the repair for its whole lock_timeout
+    restore_lock_waits = short_lock_waits(registry["dbengine"])
     state.worker = threading.Thread(
-        target=work_until_done, args=(registry, state), name="booknexus-startup", daemon=True
+        target=work_until_done,
+        args=(registry, state, restore_lock_waits),
+        name=WORKER,
+        daemon=True,
     )
     state.worker.start()
 

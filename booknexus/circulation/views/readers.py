@@ -27,7 +27,10 @@ def _cursor(at: datetime, kind: str, record_id: int) -> str:
 def _position(after: str) -> tuple[datetime, str, int]:
     try:
         at, kind, record_id = base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode().split("|")
-        return datetime.fromisoformat(at), kind, int(record_id)
+        moment = datetime.fromisoformat(at)
+        if moment.utcoffset() is None:  # _cursor always writes the offset: this cursor was made up
+            raise ValueError("no offset")
+        return moment, kind, int(record_id)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ApiError(
             400, "invalid_value", "after must be the next of the previous page.", {"field": "after"}

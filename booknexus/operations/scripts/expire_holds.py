@@ -7,7 +7,9 @@ hold can keep a copy from the next reader.
 """
 
 import argparse
+import logging
 import sys
+from datetime import datetime
 
 from pyramid.paster import get_appsettings
 
@@ -17,6 +19,22 @@ from booknexus.circulation.rules import Rules
 from booknexus.db.engines import get_session_factory
 from booknexus.db.schema import utcnow
 from booknexus.operations.scripts import database_of
+from booknexus.refusals import NotFound
+
+log = logging.getLogger(__name__)
+
+
+def expire_book(session_factory, book_id: int, limits: Rules, now: datetime) -> bool:
+    """Settle one book in its own transaction; False if it is gone (deleted since the listing:
+    its holds went with it, so there is nothing left to expire)."""
+    with session_factory() as session, session.begin():
+        try:
+            book = lock_book(session, book_id)
+        except NotFound:
+            log.info("book %s was deleted since the listing: skipped", book_id)
+            return False
+        settle(session, book, limits, actor=None, now=now)
+    return True
 
 
 def expire_all(session_factory, limits: Rules) -> int:
@@ -24,10 +42,7 @@ def expire_all(session_factory, limits: Rules) -> int:
     now = utcnow()
     with session_factory() as session:
         book_ids = books_with_lapsed_holds(session, now)
-    for book_id in book_ids:
-        with session_factory() as session, session.begin():
-            settle(session, lock_book(session, book_id), limits, actor=None, now=now)
-    return len(book_ids)
+    return sum(expire_book(session_factory, book_id, limits, now) for book_id in book_ids)
 
 
 def main(argv=None) -> int:
