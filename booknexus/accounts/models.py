@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, false
+from sqlalchemy import ForeignKey, Index, String, false, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from booknexus.accounts.roles import MEMBER
@@ -30,6 +30,11 @@ class User(Base):
     keep_history: Mapped[bool] = mapped_column("keepHistory", default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column("createdAt", UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column("updatedAt", UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# one email, whatever its case (revision 0012; on a legacy database that held accounts whose
+# emails differ only in case, the index keeps those apart by id until they are resolved)
+Index("ix_Users_lower_email", func.lower(User.email), unique=True)
 
 
 class Token(Base):

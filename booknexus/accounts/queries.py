@@ -1,6 +1,6 @@
 """Lookups of users, shared by views, subscribers and scripts."""
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from booknexus.accounts.models import ANONYMOUS_READER, User
@@ -39,3 +39,27 @@ def ensure_not_the_anonymous_reader(user: User) -> None:
             "The anonymous reader holds anonymised history; it cannot be changed or deleted.",
             {"userId": user.id},
         )
+
+
+# built once: every login runs it. Both sides folded by the database's own lower(), the one
+# the unique index on lower(email) holds (revision 0012), which this lookup uses
+BY_EMAIL = select(User).where(func.lower(User.email) == func.lower(bindparam("email"))).order_by(User.id)
+EMAIL_HOLDERS = select(User.id).where(func.lower(User.email) == func.lower(bindparam("email")))
+
+
+def find_by_email(session: Session, email: str) -> User | None:
+    """The account of ``email``, whatever its case. A legacy database may hold a group of
+    accounts whose emails differ only in case (revision 0012) until a librarian resolves it:
+    such an email names the account that has it exactly, or none (never a guess between people)."""
+    users = session.scalars(BY_EMAIL, {"email": email}).all()
+    if len(users) == 1:
+        return users[0]
+    return next((user for user in users if user.email == email), None)
+
+
+def ensure_email_free(session: Session, email: str, user_id: int | None = None) -> None:
+    """Refuse an email that another account holds in any case. The account that holds it
+    already (in any case; in a legacy group too) may keep it or change its case: no new pair."""
+    holders = session.scalars(EMAIL_HOLDERS, {"email": email}).all()
+    if holders and user_id not in holders:
+        raise Refused("email_taken", f"{email} is already registered.", {"email": email})

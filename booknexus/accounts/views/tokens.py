@@ -2,12 +2,11 @@ from datetime import timedelta
 
 from pyramid.httpexceptions import HTTPNoContent
 from pyramid.security import NO_PERMISSION_REQUIRED
-from sqlalchemy import select
 
 from booknexus.accounts import tokens
 from booknexus.accounts.metrics import LOGINS
-from booknexus.accounts.models import User
 from booknexus.accounts.passwords import verify_password
+from booknexus.accounts.queries import find_by_email
 from booknexus.accounts.throttle import login_throttle
 from booknexus.refusals import Throttled
 from booknexus.web.api import api_view
@@ -27,7 +26,7 @@ def log_in(request):
     except Throttled:
         LOGINS.labels("throttled").inc()
         raise
-    user = request.dbsession.scalar(select(User).where(User.email == body["email"]))
+    user = find_by_email(request.dbsession, body["email"])  # whatever its case
     # one answer for a wrong email and a wrong password (and a user without one)
     if not verify_password(user.password_hash if user else None, body["password"]):
         throttle.failed(body["email"], request.client_addr)

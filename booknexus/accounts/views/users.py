@@ -1,7 +1,7 @@
 from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import select
 
-from booknexus.accounts import tokens
+from booknexus.accounts import queries, tokens
 from booknexus.accounts.models import ANONYMOUS_READER, User
 from booknexus.accounts.passwords import hash_password, verify_password
 from booknexus.accounts.queries import (
@@ -19,9 +19,7 @@ from booknexus.web.errors import ApiError
 
 
 def ensure_email_free(request, email: str, user_id: int | None = None) -> None:
-    owner = request.dbsession.scalar(select(User.id).where(User.email == email))
-    if owner is not None and owner != user_id:
-        raise ApiError(409, "email_taken", f"{email} is already registered.", {"email": email})
+    queries.ensure_email_free(request.dbsession, email, user_id)  # Refused: 409 email_taken
 
 
 @api_view(route_name="users", request_method="GET")
