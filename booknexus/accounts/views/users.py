@@ -97,9 +97,9 @@ def change_password(request, user: User, password: str, current: str | None) -> 
                 {"field": "currentPassword"},
             )
         throttle = login_throttle(request)
-        throttle.ensure_allowed(user.email, request.remote_addr)
+        throttle.ensure_allowed(user.email, request.client_addr)
         if not verify_password(user.password_hash, current):
-            throttle.failed(user.email, request.remote_addr)
+            throttle.failed(user.email, request.client_addr)
             raise ApiError(403, "wrong_password", "The current password is not right.")
     elif not request.has_permission(MANAGE):  # the edit permission already means: own, or librarian
         raise ApiError(403, "forbidden", "Only a librarian may set another user's password.")
