@@ -201,11 +201,11 @@ def test_random_strings_answer_200(testapp, anonymous, seed):
     assert not failures, f"seed {seed}: {len(failures)} answered 5xx, of {code_points[:60]}: {failures[:10]}"
 
 
-@pytest.mark.xfail(
-    reason="the web layer decodes the query string unchecked (web/api.py checks the body only)"
-)
 def test_surrogates_cannot_reach_the_search(anonymous):
     """A lone surrogate is not a character UTF-8 can encode: a URL carrying its bytes
     (%ED%A0%80) is refused before any search runs, never answered 500."""
-    response = anonymous.get("/books?q=%ED%A0%80", expect_errors=True)
-    assert response.status_int < 500, response.status
+    for url in ("/books?q=%ED%A0%80", "/books?q=%FF", "/checkouts?userId=%C3", "/books/%FF"):
+        response = anonymous.get(url, expect_errors=True)
+        assert response.status_int < 500, (url, response.status)
+        assert response.json["error"]["code"] in ("invalid_encoding", "not_found"), (url, response.json)
+    assert anonymous.get("/books?q=%ED%A0%80", status=400).json["error"]["code"] == "invalid_encoding"

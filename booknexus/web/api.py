@@ -65,9 +65,17 @@ def json_renderer() -> JSON:
 
 
 @subscriber(NewRequest)
-def reject_undecodable_body(event):
-    # JSON is UTF-8 (RFC 8259); say so plainly instead of letting the validator trip on it
+def reject_undecodable_input(event):
+    # JSON is UTF-8 (RFC 8259), and so are URLs (RFC 3986 for IRIs); say so plainly instead
+    # of letting the validator, or webob decoding the query string, trip on it
     request = event.request
+    if request.query_string:
+        try:
+            request.GET  # noqa: B018  (webob decodes it once, here, and keeps it)
+        except UnicodeDecodeError as exc:
+            raise ApiError(
+                400, "invalid_encoding", "The query string is not UTF-8.", {"position": exc.start}
+            ) from None
     if request.content_length:
         try:
             request.body.decode("utf-8")

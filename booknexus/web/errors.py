@@ -60,9 +60,15 @@ def error_response(request, status: int, code: str, message: str, details=None):
     return response
 
 
+def raw_path(request) -> str:
+    """The path as it arrived (WSGI's latin-1 string): naming a request must not fail on
+    bytes that are not UTF-8, as ``request.path`` would."""
+    return request.environ.get("SCRIPT_NAME", "") + request.environ.get("PATH_INFO", "")
+
+
 def where(request) -> str:
     """A request as error lines name it (the JSON log also carries ``request_id`` itself)."""
-    return f"{request.method} {request.path} (request {request.request_id})"
+    return f"{request.method} {raw_path(request)} (request {request.request_id})"
 
 
 @exception_view_config(ApiError)
@@ -135,7 +141,7 @@ def method_not_allowed(exc, request):
         request,
         405,
         "method_not_allowed",
-        f"{request.method} is not allowed on {request.path}.",
+        f"{request.method} is not allowed on {raw_path(request)}.",
         {"allowed": allowed},
     )
     response.headers["Allow"] = ", ".join(allowed)  # RFC 9110 requires it on a 405
@@ -159,7 +165,13 @@ def allowed_methods(request) -> list[str]:
 
 @exception_view_config(HTTPNotFound)
 def route_not_found(exc, request):
-    return error_response(request, 404, "not_found", f"Nothing at {request.path}.")
+    return error_response(request, 404, "not_found", f"Nothing at {raw_path(request)}.")
+
+
+@exception_view_config(UnicodeDecodeError)
+def invalid_encoding(exc, request):
+    # a URL whose %-escapes are not UTF-8 (Pyramid's URLDecodeError, when it routes)
+    return error_response(request, 400, "invalid_encoding", "The URL is not UTF-8.", {"position": exc.start})
 
 
 @exception_view_config(HTTPException)
