@@ -33,9 +33,9 @@ def main() -> int:
     app.registry["booknexus.startup"].wait(120)
     client = webtest.TestApp(app, extra_environ={"HTTP_AUTHORIZATION": f"Bearer {librarian(url)}"})
     held: list[float] = []
-    taking = append.lock_log
+    taking = append.lock_logs
 
-    def timed_lock_log(session, stream=append.CHECKOUTS):
+    def timed_lock_logs(session, stream=append.CHECKOUTS):
         current = transaction.get()
         if not getattr(current, "bench_locked_at", None):
             taking(session, stream)
@@ -44,7 +44,7 @@ def main() -> int:
         else:
             taking(session, stream)
 
-    append.lock_log = timed_lock_log
+    append.lock_logs = timed_lock_logs
     for _ in range(PAIRS):
         loan = client.post_json("/checkouts", {"userId": 1 + len(held) % 50, "bookId": 1}).json
         client.post(f"/checkouts/{loan['id']}/return")

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 import webtest
-from conftest import ROOT, app_settings, bearer, close_app, issue_token
+from conftest import ROOT, Client, app_settings, bearer, close_app, issue_token
 from helpers import checkout, make_book
 
 import booknexus.accounts.views.tokens
@@ -35,7 +35,7 @@ def log_in(anonymous, email="mia@example.org", password=PASSWORD, status=201):
 
 
 def as_token(app, dbconnection, token):
-    return webtest.TestApp(app, extra_environ={"app.dbconnection": dbconnection, **bearer(token)})
+    return Client(app, dbconnection, token)
 
 
 def test_log_in_and_use_the_token(app, dbconnection, anonymous, member):
@@ -100,9 +100,7 @@ def test_deleted_users_token_is_rejected(app, dbconnection, testapp, anonymous, 
     "header", ["Bearer", "Bearer ", "Basic bWlhOnNlY3JldA==", "Bearer two words", "bearer-token", "Token abc"]
 )
 def test_malformed_authorization_headers_are_401(app, dbconnection, member, header):
-    client = webtest.TestApp(
-        app, extra_environ={"app.dbconnection": dbconnection, "HTTP_AUTHORIZATION": header}
-    )
+    client = Client(app, dbconnection, HTTP_AUTHORIZATION=header)
     response = client.get(f"/users/{member['id']}", status=401)
     assert response.json["error"]["status"] == 401
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="booknexus"'

@@ -8,10 +8,10 @@ turned into the same shape here, so a client never sees an HTML page or a traceb
 import logging
 import re
 
+from limits.errors import StorageError
 from pyramid.exceptions import PredicateMismatch
 from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPNotFound
 from pyramid.view import exception_view_config
-from limits.errors import StorageError
 from pyramid_openapi3.exceptions import ResponseValidationError, extract_errors
 from sqlalchemy import exc as sa_exc
 
