@@ -328,7 +328,9 @@ class Served:
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
 
-    def request(self, method: str, path: str, body=None, headers: dict | None = None) -> tuple[int, dict | None]:
+    def request(
+        self, method: str, path: str, body=None, headers: dict | None = None
+    ) -> tuple[int, dict | None]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
             self.url + path, data=data, method=method, headers={**self.headers, **(headers or {})}
