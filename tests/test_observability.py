@@ -104,13 +104,14 @@ def test_no_password_or_token_reaches_a_log_line(anonymous, testapp, json_log):
     assert "horse battery" not in text and token not in text
 
 
-def test_an_error_line_carries_the_request_id(app, anonymous, json_log, monkeypatch):
+def test_an_error_line_carries_the_request_id(app, testapp, json_log, monkeypatch):
     def broken(request):
         raise RuntimeError("boom")
 
-    # the health view's engine fails in a way nothing expects: the last-resort 500 view logs it
+    # the health view's details (a librarian's) fail in a way nothing expects: the
+    # last-resort 500 view logs it
     monkeypatch.setattr(app.registry["booknexus.startup"], "as_json", lambda: broken(None))
-    response = anonymous.get("/health", headers={"X-Request-ID": "broken-1"}, status=500)
+    response = testapp.get("/health", headers={"X-Request-ID": "broken-1"}, status=500)
     assert response.json["error"]["requestId"] == "broken-1"
     errors = [line for line in json_log() if line["levelname"] == "ERROR"]
     assert errors and all(line["request_id"] == "broken-1" for line in errors)
