@@ -51,5 +51,6 @@ class Token(Base):
     )
     token_hash: Mapped[str] = mapped_column("tokenHash", String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column("createdAt", UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column("expiresAt", UTCDateTime)
+    # indexed: the retention job prunes expired tokens by it (revision 0014)
+    expires_at: Mapped[datetime] = mapped_column("expiresAt", UTCDateTime, index=True)
     revoked_at: Mapped[datetime | None] = mapped_column("revokedAt", UTCDateTime)

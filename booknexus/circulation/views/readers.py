@@ -7,6 +7,7 @@ from datetime import datetime
 from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import case, literal, select, union_all
 
+from booknexus.accounts.models import Token
 from booknexus.accounts.queries import get_user
 from booknexus.accounts.serialize import serialize_user
 from booknexus.catalog.models import Book
@@ -92,7 +93,7 @@ def history_page(request, session):
 
 @api_view(route_name="user_export", request_method="GET", permission="view")
 def export(request):
-    with snapshot(request) as session:  # five statements, one state of the reader's records
+    with snapshot(request) as session:  # six statements, one state of the reader's records
         return everything_about(request, session)
 
 
@@ -124,6 +125,16 @@ def everything_about(request, session):
             for hold in holds
         ],
         **logs,
+        # when they logged in, and until when each login held; never a token or its hash
+        "tokens": [
+            {
+                "id": token.id,
+                "createdAt": token.created_at,
+                "expiresAt": token.expires_at,
+                "revokedAt": token.revoked_at,
+            }
+            for token in session.scalars(select(Token).where(Token.user_id == user.id).order_by(Token.id))
+        ],
     }
 
 
