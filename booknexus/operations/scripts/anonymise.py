@@ -3,9 +3,9 @@
 Expired login tokens are pruned, and closed loans and ended holds older than
 ``booknexus.privacy.loan_history_days`` / ``hold_history_days`` (records deleted with their
 reader or book too) are handed to the anonymous reader, in batches of short transactions;
-readers who chose ``keepHistory`` are left as they are. Meant for cron or a systemd timer (daily is plenty); safe to interrupt, and to
-run twice at once. ``--dry-run`` does the same inside one transaction that is rolled back,
-and says what it would have done.
+readers who chose ``keepHistory`` are left as they are. Meant for cron or a systemd timer
+(daily is plenty); safe to interrupt, and to run twice at once. ``--dry-run`` does the same
+inside one transaction that is rolled back, and says what it would have done.
 """
 
 import argparse
