@@ -28,6 +28,8 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column("passwordHash", String(255))
     # the reader opted in to keep their reading history past the retention policy
     keep_history: Mapped[bool] = mapped_column("keepHistory", default=False, server_default=false())
+    # the barcode of their library card, as printed; unique whatever its case (revision 0015)
+    card_number: Mapped[str | None] = mapped_column("cardNumber", String(32))
     created_at: Mapped[datetime] = mapped_column("createdAt", UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column("updatedAt", UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -35,6 +37,7 @@ class User(Base):
 # one email, whatever its case (revision 0012; on a legacy database that held accounts whose
 # emails differ only in case, the index keeps those apart by id until they are resolved)
 Index("ix_Users_lower_email", func.lower(User.email), unique=True)
+Index("uq_Users_cardNumber_upper", func.upper(User.card_number), unique=True)
 
 
 class Token(Base):

@@ -63,3 +63,20 @@ def ensure_email_free(session: Session, email: str, user_id: int | None = None) 
     holders = session.scalars(EMAIL_HOLDERS, {"email": email}).all()
     if holders and user_id not in holders:
         raise Refused("email_taken", f"{email} is already registered.", {"email": email})
+
+
+def find_by_card(session: Session, card_number: str) -> User | None:
+    """The reader whose card this is, whatever case the scanner or the keyboard gave it (the
+    unique index on ``upper("cardNumber")`` answers it)."""
+    return session.scalar(select(User).where(func.upper(User.card_number) == card_number.upper()))
+
+
+def ensure_card_free(session: Session, card_number: str, user_id: int | None = None) -> None:
+    """One card, one reader: refuse a number another account carries, in any case."""
+    holder = find_by_card(session, card_number)
+    if holder is not None and holder.id != user_id:
+        raise Refused(
+            "card_number_taken",
+            f"Card {card_number} belongs to another reader.",
+            {"cardNumber": card_number, "userId": holder.id},
+        )

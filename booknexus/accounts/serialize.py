@@ -11,6 +11,7 @@ def serialize_user(user: User) -> dict:
         "email": user.email,
         "role": user.role,
         "keepHistory": user.keep_history,
+        "cardNumber": user.card_number,
         "createdAt": timestamp(user.created_at),
         "updatedAt": timestamp(user.updated_at),
     }

@@ -1,5 +1,5 @@
 from pyramid.httpexceptions import HTTPNoContent
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from booknexus.accounts import queries, tokens
 from booknexus.accounts.models import ANONYMOUS_READER, User
@@ -26,6 +26,8 @@ def ensure_email_free(request, email: str, user_id: int | None = None) -> None:
 def list_users(request):
     params = query_params(request)
     users = select(User) if params.get("anonymous") else select(User).where(User.role != ANONYMOUS_READER)
+    if params.get("cardNumber") is not None:  # the desk scans a card: its reader, or nobody
+        users = users.where(func.upper(User.card_number) == params["cardNumber"].upper())
     return keyset_page(
         request.dbsession,
         users,
@@ -40,7 +42,14 @@ def list_users(request):
 def create_user(request):
     body = request.openapi_validated.body
     ensure_email_free(request, body["email"])
-    user = User(name=body["name"], email=body["email"], role=body.get("role", MEMBER))
+    if "cardNumber" in body:
+        queries.ensure_card_free(request.dbsession, body["cardNumber"])
+    user = User(
+        name=body["name"],
+        email=body["email"],
+        role=body.get("role", MEMBER),
+        card_number=body.get("cardNumber"),
+    )
     if "password" in body:
         user.password_hash = hash_password(body["password"])
     request.dbsession.add(user)
@@ -57,8 +66,9 @@ def show_user(request):
 @api_view(route_name="user", request_method="PATCH", permission="edit")
 def update_user(request):
     body = request.openapi_validated.body
-    if "role" in body and not request.has_permission(MANAGE):
-        raise ApiError(403, "forbidden", "Only a librarian may set a role.")
+    for librarians_only in ("role", "cardNumber"):
+        if librarians_only in body and not request.has_permission(MANAGE):
+            raise ApiError(403, "forbidden", f"Only a librarian may set {librarians_only}.")
     if "role" in body:  # booknexus.circulation.locks: with every librarian, for the last-librarian rule
         user = lock_user_and_librarians(request.dbsession, path_id(request))
     else:
@@ -68,11 +78,14 @@ def update_user(request):
         ensure_not_last_librarian(request.dbsession, user)
     if "email" in body:
         ensure_email_free(request, body["email"], user.id)
+    if body.get("cardNumber") is not None:
+        queries.ensure_card_free(request.dbsession, body["cardNumber"], user.id)
     for field, attribute in (
         ("name", "name"),
         ("email", "email"),
         ("role", "role"),
         ("keepHistory", "keep_history"),
+        ("cardNumber", "card_number"),  # null takes the card away (lost, withdrawn)
     ):
         if field in body:
             setattr(user, attribute, body[field])
