@@ -44,6 +44,8 @@ settings = {
     for key, value in settings.items()
     if key not in ("sqlalchemy.pool_size", "sqlalchemy.max_overflow")
 }
+# for revisions that read the library's settings (0016: the default branch), importing nothing
+config.attributes["booknexus.settings"] = settings
 target_metadata = Base.metadata
 
 

@@ -35,9 +35,10 @@ def main(global_config, **settings):
         config.include("booknexus.web.health")
         config.include("booknexus.web.metrics")
         # the library, one package per boundary: readers and librarians, the catalogue,
-        # circulation (loans, holds, the queue, the rules, the logs), operations (startup)
+        # the branches, circulation (loans, holds, the queue, the rules, the logs), operations (startup)
         config.include("booknexus.accounts")
         config.include("booknexus.catalog")
+        config.include("booknexus.branches")
         config.include("booknexus.circulation")
         config.include("booknexus.operations")
         config.scan(ignore=["booknexus.operations.scripts"])

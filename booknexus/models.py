@@ -1,6 +1,7 @@
 """Every mapped class, imported in one place so the metadata is complete (alembic, scripts)."""
 
 from booknexus.accounts.models import Token, User
+from booknexus.branches.models import Branch
 from booknexus.catalog.models import Book
 from booknexus.circulation.eventlog.models import CheckoutEvent, HoldEvent
 from booknexus.circulation.models import Checkout, Hold
@@ -42,6 +43,7 @@ __all__ = [
     "in_the_models",
     "Base",
     "Book",
+    "Branch",
     "Checkout",
     "CheckoutEvent",
     "Hold",

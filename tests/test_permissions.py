@@ -80,6 +80,17 @@ MATRIX = {
         {ANON: 401, SELF: 403, OTHER: 403, LIB: 200},
     ),
     ("DELETE", "/books/{id}"): (("/books/{book}", None), {ANON: 401, SELF: 403, OTHER: 403, LIB: 204}),
+    # branch 1 is the default branch the upgrade creates
+    ("GET", "/branches"): (("/branches", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
+    ("POST", "/branches"): (
+        ("/branches", {"code": "EAST", "name": "East"}),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 201},
+    ),
+    ("GET", "/branches/{id}"): (("/branches/1", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
+    ("PATCH", "/branches/{id}"): (
+        ("/branches/1", {"name": "Renamed"}),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 200},
+    ),
     ("GET", "/checkouts"): (
         ("/checkouts?userId={user}", None),
         {ANON: 401, SELF: 200, OTHER: 403, LIB: 200},
