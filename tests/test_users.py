@@ -5,7 +5,16 @@ from helpers import checkout, error_code, make_book, make_user
 
 def test_create_and_show_user(testapp):
     created = make_user(testapp, name="Ada Lovelace", email="ada@example.org")
-    assert set(created) == {"id", "name", "email", "role", "keepHistory", "cardNumber", "createdAt", "updatedAt"}
+    assert set(created) == {
+        "id",
+        "name",
+        "email",
+        "role",
+        "keepHistory",
+        "cardNumber",
+        "createdAt",
+        "updatedAt",
+    }
     assert (created["role"], created["keepHistory"], created["cardNumber"]) == ("member", False, None)
     assert created["name"] == "Ada Lovelace" and created["email"] == "ada@example.org"
     assert datetime.fromisoformat(created["createdAt"]).utcoffset() is not None

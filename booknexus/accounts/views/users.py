@@ -66,9 +66,9 @@ def show_user(request):
 @api_view(route_name="user", request_method="PATCH", permission="edit")
 def update_user(request):
     body = request.openapi_validated.body
-    for librarians_only in ("role", "cardNumber"):
-        if librarians_only in body and not request.has_permission(MANAGE):
-            raise ApiError(403, "forbidden", f"Only a librarian may set {librarians_only}.")
+    for field, what in (("role", "a role"), ("cardNumber", "a library card")):
+        if field in body and not request.has_permission(MANAGE):
+            raise ApiError(403, "forbidden", f"Only a librarian may set {what}.")
     if "role" in body:  # booknexus.circulation.locks: with every librarian, for the last-librarian rule
         user = lock_user_and_librarians(request.dbsession, path_id(request))
     else:
