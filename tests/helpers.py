@@ -1,6 +1,7 @@
 """Small builders shared by the functional tests: they go through the API like a client."""
 
 import itertools
+import time
 
 _serial = itertools.count(1)
 
@@ -32,3 +33,14 @@ def hold(testapp, user, book, status=201) -> dict:
 
 def hold_events(testapp, **params) -> list[dict]:
     return testapp.get("/hold-events", {"limit": 500, **params}).json["items"]
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.05, what: str = "the condition"):
+    """``predicate()``'s first true value, polled until ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"{what} not met within {timeout}s")

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 import webtest
 from conftest import ROOT, app_settings, bearer, close_app, librarian_token, started
-from helpers import checkout, hold, make_book, make_user
+from helpers import checkout, hold, make_book, make_user, wait_for
 from legacy import bypass_capture, insert_checkout, unchecked, weaken_foreign_keys
 
 import booknexus.config
@@ -25,16 +25,6 @@ from booknexus.db.engines import DATABASE_URL_ENV, get_engine, get_session_facto
 from booknexus.operations.scripts.expire_holds import expire_all
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(predicate, timeout: float = 30, interval: float = 0.05, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"{what} not met within {timeout}s")
 
 
 def scalar(url: str, sql: str, **params):

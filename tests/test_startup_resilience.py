@@ -6,12 +6,12 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 import sqlalchemy as sa
 from conftest import ROOT, librarian_token
+from helpers import wait_for
 from legacy import unchecked
 from proxy import Proxy
 from sqlalchemy.engine import make_url
@@ -20,16 +20,6 @@ from booknexus.circulation.locks import REPAIR_LOCK_KEY
 from booknexus.db.engines import DATABASE_URL_ENV
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(predicate, timeout: float = 30, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from booknexus.accounts.queries import ensure_not_last_librarian, ensure_not_the
 from booknexus.catalog.models import Book
 from booknexus.circulation import locks
 from booknexus.circulation.eventlog import append as eventlog
-from booknexus.circulation.eventlog.streams import CHECKOUTS, HOLDS
+from booknexus.circulation.eventlog.streams import STREAMS
 from booknexus.circulation.models import CANCELLED, FULFILLED, OPEN, READY, WAITING, Checkout, Hold
 from booknexus.circulation.privacy import Policy, anonymise_on_closing
 from booknexus.circulation.queue import settle
@@ -54,6 +54,17 @@ def _open_checkout(session: Session, checkout_id: int) -> tuple[Book, Checkout]:
             {"returnedAt": isoformat(checkout.returned_at)},
         )
     return book, checkout
+
+
+def _closed(
+    session: Session, actor: int | None, book: Book, record, event: str, *, rules: Rules, policy: Policy
+):
+    """A loan returned or a hold cancelled: logged, its copy to the queue, and its reader
+    anonymised at once where the policy keeps no history (``0`` days)."""
+    session.flush()
+    eventlog.append(session, record, event, actor=actor)
+    settle(session, book, rules, actor)
+    anonymise_on_closing(session, policy, STREAMS[type(record)], record.id, session.get(User, record.user_id))
 
 
 def check_out(
@@ -112,10 +123,7 @@ def return_loan(
     """The copy comes back: the loan closes and the copy goes to the first waiting hold."""
     book, checkout = _open_checkout(session, checkout_id)
     checkout.returned_at = utcnow()
-    session.flush()
-    eventlog.append(session, checkout, eventlog.RETURNED, actor=actor)
-    settle(session, book, rules, actor)
-    anonymise_on_closing(session, policy, CHECKOUTS, checkout.id, session.get(User, checkout.user_id))
+    _closed(session, actor, book, checkout, eventlog.RETURNED, rules=rules, policy=policy)
     return checkout
 
 
@@ -182,10 +190,7 @@ def cancel_hold(session: Session, actor: int | None, hold_id: int, *, rules: Rul
             raise Refused("hold_ended", f"Hold {hold.id} is {hold.status} already.", {"status": hold.status})
     hold.status = CANCELLED
     hold.ended_at = utcnow()
-    session.flush()
-    eventlog.append(session, hold, eventlog.CANCELLED, actor=actor)
-    settle(session, book, rules, actor)
-    anonymise_on_closing(session, policy, HOLDS, hold.id, session.get(User, hold.user_id))
+    _closed(session, actor, book, hold, eventlog.CANCELLED, rules=rules, policy=policy)
     return hold
 
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from pyramid.events import ApplicationCreated, subscriber
 from pyramid.settings import asbool
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
 
 from booknexus.db.schema import utcnow
 from booknexus.db.timeouts import raise_for_bulk_work
@@ -39,19 +39,20 @@ STARTUP_LOCK_TIMEOUT = "500ms"
 WORKER = "booknexus-startup"  # the thread that does the work
 
 
-def short_lock_waits(engine: Engine):
-    """Until the returned function is called, each transaction on ``engine`` waits at most
+def short_lock_waits(session_factory: sessionmaker):
+    """Until the returned function is called, each request's transaction waits at most
     ``STARTUP_LOCK_TIMEOUT`` for a lock (PostgreSQL: ``SET LOCAL``, gone with the transaction;
-    the repair's own transactions take the bulk limits instead). SQLite has no such limit."""
-    if engine.dialect.name != "postgresql":
+    the repair's own transactions, on sessions of their own, take the bulk limits instead).
+    SQLite has no such limit. A session event of the request sessions' factory, not an engine
+    event: an engine that ever had a listener dispatches events on every statement after."""
+    if session_factory.kw["bind"].dialect.name != "postgresql":
         return lambda: None
 
-    def on_begin(connection):
-        if threading.current_thread().name != WORKER:
-            connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{STARTUP_LOCK_TIMEOUT}'")
+    def on_begin(session, transaction, connection):
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{STARTUP_LOCK_TIMEOUT}'")
 
-    event.listen(engine, "begin", on_begin)
-    return lambda: event.remove(engine, "begin", on_begin)
+    event.listen(session_factory, "after_begin", on_begin)
+    return lambda: event.remove(session_factory, "after_begin", on_begin)
 
 
 class StartupState:
@@ -148,7 +149,7 @@ def on_application_created(event):
     registry = event.app.registry
     state = registry["booknexus.startup"]
     # before the port opens: no request may queue behind the repair for its whole lock_timeout
-    restore_lock_waits = short_lock_waits(registry["dbengine"])
+    restore_lock_waits = short_lock_waits(registry["request_session_factory"])
     state.worker = threading.Thread(
         target=work_until_done,
         args=(registry, state, restore_lock_waits),
