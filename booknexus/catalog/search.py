@@ -33,9 +33,10 @@ import unicodedata
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 
 import sqlalchemy.dialects.postgresql  # noqa: F401  (registers to_tsvector, used below)
-from sqlalchemy import Select, and_, bindparam, func, literal_column, not_, select, text
+from sqlalchemy import Select, String, and_, bindparam, func, literal_column, not_, select, text
 from sqlalchemy.orm import Session
 
 from booknexus.catalog.isbn import InvalidIsbn, equivalents, normalise
@@ -206,38 +207,53 @@ def _matches(dialect: str, query, words=None):
 
 def conditions(session: Session, search: Search, near: list[str] | None = None, looked_up=False) -> dict:
     """Each tier's condition on "Books" (the near tier's only once its words are known): as
-    tested row by row, or (``looked_up``) as the search index finds the same books."""
+    tested row by row, or (``looked_up``) as the search index finds the same books. On
+    PostgreSQL the words are bound at execution (``condition_params``)."""
     if search.isbn:
         digits = func.upper(func.replace(func.replace(Book.isbn, "-", ""), " ", ""))  # as indexed
         return {"isbn": digits.in_(isbn_forms(search.isbn))}
     dialect = session.get_bind().dialect.name
-    words = search.words
     if dialect == "postgresql":
-        escaped = folded_and_escaped(bindparam("words", words_text(words), unique=True))
+        return _postgresql_conditions(looked_up, bool(near))
+    words = search.words
+    title = in_title = _matches(dialect, fts5_expression(words, "AND", column="title"))
+    every = _matches(dialect, fts5_expression(words, "AND"))
+    some = _matches(dialect, fts5_expression(words, "OR"))
+    some_title = some_in_title = _matches(dialect, fts5_expression(words, "OR", column="title"))
+    nearby = _matches(dialect, fts5_expression(near, "OR", prefix_last=False)) if near else None
+    return _tiers(title, in_title, every, some, some_title, some_in_title, nearby)
 
-        def query(operator, weight=""):
-            return tsquery_text(None, operator, weight, escaped=escaped)
 
-        # a row's stored weights tell a title match cheaply; the index can't (it would recheck
-        # every book with the word, and a word common among authors is rare in titles), so
-        # lookups use the title's own index
-        in_title = _matches(dialect, query("&", weight="a"))
-        some_in_title = _matches(dialect, query("|", weight="a"))
-        title = _matches(dialect, query("&"), TITLE_WORDS) if looked_up else in_title
-        some_title = _matches(dialect, query("|"), TITLE_WORDS) if looked_up else some_in_title
-        every = _matches(dialect, query("&"))
-        some = _matches(dialect, query("|"))
-        if near:
-            near_words = bindparam("near", words_text(near), unique=True)
-            nearby = _matches(dialect, tsquery_text(near_words, "|", prefix_last=False))
-        else:
-            nearby = None
-    else:
-        title = in_title = _matches(dialect, fts5_expression(words, "AND", column="title"))
-        every = _matches(dialect, fts5_expression(words, "AND"))
-        some = _matches(dialect, fts5_expression(words, "OR"))
-        some_title = some_in_title = _matches(dialect, fts5_expression(words, "OR", column="title"))
-        nearby = _matches(dialect, fts5_expression(near, "OR", prefix_last=False)) if near else None
+def condition_params(search: Search, near: list[str] | None = None) -> dict:
+    """The values ``conditions`` binds at execution on PostgreSQL (SQLite's are in the
+    expressions themselves)."""
+    return {"words": words_text(search.words), "near": words_text(near or ())}
+
+
+@cache
+def _postgresql_conditions(looked_up: bool, near: bool) -> dict:
+    """PostgreSQL's conditions, built once per shape: the search's words and near spellings
+    are parameters (``condition_params``), so a request builds no expressions of its own."""
+    escaped = folded_and_escaped(bindparam("words", type_=String))
+
+    def query(operator, weight=""):
+        return tsquery_text(None, operator, weight, escaped=escaped)
+
+    # a row's stored weights tell a title match cheaply; the index can't (it would recheck
+    # every book with the word, and a word common among authors is rare in titles), so
+    # lookups use the title's own index
+    in_title = _matches("postgresql", query("&", weight="a"))
+    some_in_title = _matches("postgresql", query("|", weight="a"))
+    title = _matches("postgresql", query("&"), TITLE_WORDS) if looked_up else in_title
+    some_title = _matches("postgresql", query("|"), TITLE_WORDS) if looked_up else some_in_title
+    every = _matches("postgresql", query("&"))
+    some = _matches("postgresql", query("|"))
+    near_words = bindparam("near", type_=String)
+    nearby = _matches("postgresql", tsquery_text(near_words, "|", prefix_last=False)) if near else None
+    return _tiers(title, in_title, every, some, some_title, some_in_title, nearby)
+
+
+def _tiers(title, in_title, every, some, some_title, some_in_title, nearby) -> dict:
     return {
         "title": title,
         "all": and_(every, not_(in_title)),
@@ -258,7 +274,9 @@ def matching_rows(session: Session, statement: Select, q: str, wanted: int, afte
     after_id = -1 if after_id is None else after_id
     filtered = statement.where(condition)
     with planned_for_its_words(session):
-        return in_id_order(session, filtered, lambda: filtered, after_id, wanted, {})
+        return in_id_order(
+            session, filtered, lambda: filtered, after_id, wanted, {}, condition_params(search)
+        )
 
 
 # --- id order at a cost bounded by the page or by the matches ----------------------------
@@ -312,6 +330,7 @@ def in_id_order(
     after_id: int,
     wanted: int,
     window_ends: dict,
+    params: dict,
 ) -> list:
     """The first ``wanted`` rows of ``walk`` with ids above ``after_id``, in id order;
     ``lookup()`` selects the same rows through the search index (built only when needed).
@@ -322,18 +341,19 @@ def in_id_order(
     cursor are filtered in id order (a common word fills the page there); when they hold too few
     matches the word is rare, and the rest come from the search index (``ORDER BY id + 0``
     cannot use the key's order, so the planner takes the index's matches and sorts those).
-    ``window_ends`` caches the window per cursor across the tiers of one page."""
+    ``window_ends`` caches the window per cursor across the tiers of one page; ``params`` are
+    the conditions' values (``condition_params``)."""
     if after_id not in window_ends:
         window_ends[after_id] = _window_end(session, after_id)
     window_end = window_ends[after_id]
     walked = walk.where(Book.id > after_id)
     if window_end is not None:
         walked = walked.where(Book.id <= window_end)
-    rows = session.execute(walked.order_by(Book.id).limit(wanted)).all()
+    rows = session.execute(walked.order_by(Book.id).limit(wanted), params).all()
     if len(rows) == wanted or window_end is None:
         return rows
     rest = lookup().where(Book.id > window_end).order_by(Book.id + 0).limit(wanted - len(rows))
-    return rows + session.execute(rest).all()
+    return rows + session.execute(rest, params).all()
 
 
 def tiers_of(search: Search) -> tuple[str, ...]:
@@ -375,7 +395,15 @@ def _search_page(session: Session, statement: Select, search: Search, limit: int
             return statement.where(conditions(session, search, near, looked_up=True)[tier])
 
         tier_after = after_id if index == start_tier else -1
-        found = in_id_order(session, walk, lookup, tier_after, limit + 1 - len(rows), window_ends)
+        found = in_id_order(
+            session,
+            walk,
+            lookup,
+            tier_after,
+            limit + 1 - len(rows),
+            window_ends,
+            condition_params(search, near),
+        )
         rows += [(tier, row) for row in found]
         if len(rows) > limit:
             break
