@@ -37,10 +37,6 @@ class Invalid(Refused):
     """A value the rules cannot accept, whatever the state of the library."""
 
 
-class NotAllowed(Refused):
-    """The actor may not do this (a member asking for a librarian's override)."""
-
-
 class Throttled(Refused):
     """Too many attempts: retry after ``retry_after`` seconds."""
 

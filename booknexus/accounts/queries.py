@@ -65,10 +65,14 @@ def ensure_email_free(session: Session, email: str, user_id: int | None = None) 
         raise Refused("email_taken", f"{email} is already registered.", {"email": email})
 
 
+def carries_card(card_number: str):
+    """The condition "this account carries the card", whatever case the scanner or the
+    keyboard gave it (the unique index on ``upper("cardNumber")`` answers it)."""
+    return func.upper(User.card_number) == card_number.upper()
+
+
 def find_by_card(session: Session, card_number: str) -> User | None:
-    """The reader whose card this is, whatever case the scanner or the keyboard gave it (the
-    unique index on ``upper("cardNumber")`` answers it)."""
-    return session.scalar(select(User).where(func.upper(User.card_number) == card_number.upper()))
+    return session.scalar(select(User).where(carries_card(card_number)))
 
 
 def ensure_card_free(session: Session, card_number: str, user_id: int | None = None) -> None:

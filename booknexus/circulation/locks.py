@@ -65,14 +65,6 @@ def lock_user_and_librarians(session: Session, user_id: int) -> User:
     return user
 
 
-def lock_user(session: Session, user_id: int) -> User:
-    """A user about to change (their password, their name): their row alone."""
-    user = session.get(User, user_id, with_for_update=True, populate_existing=True)
-    if user is None:
-        raise NotFound("user", user_id)
-    return user
-
-
 # --- 2. books ------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from pyramid_openapi3.exceptions import ResponseValidationError, extract_errors
 from sqlalchemy import exc as sa_exc
 
 from booknexus.db.timeouts import timed_out
-from booknexus.refusals import Invalid, NotAllowed, NotFound, Refused, Throttled
+from booknexus.refusals import Invalid, NotFound, Refused, Throttled
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def not_found(kind: str, id_: int) -> NotFound:
 
 # how the JSON API says each kind of refusal; any other Refused is a conflict with the
 # library's state (409)
-REFUSAL_STATUS = {NotFound: 404, Invalid: 400, NotAllowed: 403, Throttled: 429}
+REFUSAL_STATUS = {NotFound: 404, Invalid: 400, Throttled: 429}
 
 
 def error_response(request, status: int, code: str, message: str, details=None):

@@ -1,5 +1,5 @@
 from pyramid.httpexceptions import HTTPNoContent
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from booknexus.accounts import queries, tokens
 from booknexus.accounts.models import ANONYMOUS_READER, User
@@ -27,7 +27,7 @@ def list_users(request):
     params = query_params(request)
     users = select(User) if params.get("anonymous") else select(User).where(User.role != ANONYMOUS_READER)
     if params.get("cardNumber") is not None:  # the desk scans a card: its reader, or nobody
-        users = users.where(func.upper(User.card_number) == params["cardNumber"].upper())
+        users = users.where(queries.carries_card(params["cardNumber"]))
     return keyset_page(
         request.dbsession,
         users,
