@@ -1,4 +1,5 @@
-"""The library's own counters: loans, returns, renewals and holds, by event type.
+"""The library's own counters: loans, returns, renewals, holds and items' changes, by log and
+event type.
 
 Counted from the logs' appends, and only once the request's transaction has committed:
 a refused or rolled-back change is no event. The commands (cleanup, expiry, anonymisation)

@@ -1,6 +1,6 @@
 """The JSON of a checkout, a hold and an event: one serializer per kind, for every view."""
 
-from booknexus.circulation.eventlog.streams import STREAMS, Stream
+from booknexus.circulation.eventlog.streams import LOGS, Stream
 from booknexus.circulation.models import Checkout, Hold
 from booknexus.db.schema import timestamp
 
@@ -33,20 +33,20 @@ def serialize_hold(hold: Hold, position: int | None) -> dict:
 
 
 def serializer(stream: Stream):
-    key = stream.attribute(stream.key, stream.event)
+    """An event of ``stream``'s log: its position, its record, what that belongs to (the
+    reader and the book; an item's book alone), then what happened."""
+    named = [(name, stream.attribute(name, stream.event)) for name in (stream.key, *stream.subjects)]
 
     def serialize_event(event) -> dict:
-        return {
-            "position": event.id,
-            stream.key: getattr(event, key),
-            "userId": event.user_id,
-            "bookId": event.book_id,
-            "type": event.type,
-            "occurredAt": timestamp(event.occurred_at),
-            "data": event.data,
-        }
+        serialized = {"position": event.id}
+        for name, attribute in named:
+            serialized[name] = getattr(event, attribute)
+        serialized["type"] = event.type
+        serialized["occurredAt"] = timestamp(event.occurred_at)
+        serialized["data"] = event.data
+        return serialized
 
     return serialize_event
 
 
-SERIALIZERS = {stream: serializer(stream) for stream in STREAMS.values()}
+SERIALIZERS = {stream: serializer(stream) for stream in LOGS.values()}

@@ -1,9 +1,10 @@
-"""The full repair: make "Checkouts" and "Holds" agree with their logs, set-based.
+"""The full repair: make "Checkouts", "Holds" and "Items" agree with their logs, set-based.
 
-It scans both whole tables, so it runs only when asked (``booknexus-cleanup --full``) or when
+It scans the whole tables, so it runs only when asked (``booknexus-cleanup --full``) or when
 the cheap checks of ``booknexus.operations.repair`` find a reason. In one transaction, for each table:
 1. purge orphans: delete every checkout or hold whose user (then: whose book) does not exist,
-   logging a ``purged`` event for each (reason ``missing_user`` / ``missing_book``);
+   logging a ``purged`` event for each (reason ``missing_user`` / ``missing_book``). Items
+   have no reader, and their foreign key takes them with their book: nothing to purge;
 2. reconcile: append ``deleted`` (reason ``external``) for every record the log says is
    live but the table no longer has (deleted by hand in SQL, or by the database's CASCADE);
 3. import: append ``imported`` for every row of the table that the log does not hold as live;
@@ -60,7 +61,7 @@ from booknexus.circulation.eventlog.append import (
     event_rows,
 )
 from booknexus.circulation.eventlog.capture import CAPTURED
-from booknexus.circulation.eventlog.streams import ANONYMISED, ENDING, Stream
+from booknexus.circulation.eventlog.streams import ANONYMISED, ENDING, HOLDS, ITEMS, STREAMS, Stream
 from booknexus.db.schema import isoformat, utcnow
 
 log = logging.getLogger(__name__)
@@ -80,12 +81,15 @@ class Counts:
     updated: int = 0
     first_ids: dict[str, list[int]] = field(default_factory=dict)
 
-    def summary(self, kind: str) -> str:
+    def summary(self, kind: str, purges: bool = True) -> str:
         ids = self.first_ids
-        return (
+        purged = (
             f"purged {self.purged_missing_user} {kind} of missing users "
             f"{ids.get('purged_missing_user', [])}, {self.purged_missing_book} of "
-            f"missing books {ids.get('purged_missing_book', [])}; reconciled "
+            f"missing books {ids.get('purged_missing_book', [])}; "
+        )
+        return (
+            f"{purged if purges else ''}reconciled "
             f"{self.reconciled} deleted outside the app {ids.get('reconciled', [])}; "
             f"imported {self.imported} unlogged {ids.get('imported', [])}; "
             f"resynced {self.updated} changed by hand {ids.get('updated', [])}"
@@ -94,22 +98,23 @@ class Counts:
 
 @dataclass
 class CleanupReport(Counts):
-    """The checkouts' counts (as the report always had them), the holds' beside them."""
+    """The checkouts' counts (as the report always had them), the holds' and items' beside them."""
 
     full: bool = True  # False: the cheap checks found no reason to scan
     reasons: list[str] = field(default_factory=list)  # why the full repair ran
     at: datetime = field(default_factory=utcnow)
     holds: Counts = field(default_factory=Counts)
+    items: Counts = field(default_factory=Counts)
 
     def of(self, stream: Stream) -> Counts:
-        return self if stream is CHECKOUTS else self.holds
+        return {CHECKOUTS: self, HOLDS: self.holds, ITEMS: self.items}[stream]
 
     def summary(self) -> str:
         if not self.full:
             return "cleanup: nothing to repair (foreign keys, capture triggers and the logs are in order)"
         return (
             f"cleanup ({'; '.join(self.reasons)}): checkouts: {super().summary('checkouts')}; "
-            f"holds: {self.holds.summary('holds')}"
+            f"holds: {self.holds.summary('holds')}; items: {self.items.summary('items', purges=False)}"
         )
 
     def as_json(self) -> dict:
@@ -132,6 +137,7 @@ def _first_ids(session: Session, column, where) -> list[int]:
 
 
 def purge(session: Session, report: CleanupReport, stream: Stream = CHECKOUTS) -> None:
+    """A reader's record whose reader or book is gone (only a reader's: see the module's 1.)."""
     counts, records = report.of(stream), stream.records
     for name, where, reason in (
         ("purged_missing_user", missing_user(records), "missing_user"),
@@ -171,8 +177,7 @@ def latest_live(dialect: str, stream: Stream) -> Subquery:
     return (
         select(
             events.c[stream.key].label("key"),
-            events.c.userId,
-            events.c.bookId,
+            *(events.c[name] for name in stream.subjects),
             events.c.data.label("raw"),
             *state,
         )
@@ -206,8 +211,7 @@ def find_mismatches(session: Session, stream: Stream) -> Table:
         MetaData(),
         Column("kind", String(10)),
         Column("key", Integer),
-        Column("userId", Integer),
-        Column("bookId", Integer),
+        *(Column(name, Integer) for name in stream.subjects),
         Column("data", JSON),
         prefixes=["TEMPORARY"],
     )
@@ -217,12 +221,11 @@ def find_mismatches(session: Session, stream: Stream) -> Table:
     gone = records.c.id.is_(None)
     session.execute(
         pending.insert().from_select(
-            ["kind", "key", "userId", "bookId", "data"],
+            ["kind", "key", *stream.subjects, "data"],
             select(
                 kind,
                 func.coalesce(records.c.id, latest.c.key),
-                case((gone, latest.c.userId)),
-                case((gone, latest.c.bookId)),
+                *(case((gone, latest.c[name])) for name in stream.subjects),
                 case((gone, latest.c.raw)),
             )
             .select_from(records.join(latest, latest.c.key == records.c.id, full=True))
@@ -246,8 +249,7 @@ def catch_up(session: Session, counts: Counts, stream: Stream) -> None:
         if name == "reconciled":
             rows = select(
                 pending.c.key,
-                pending.c.userId,
-                pending.c.bookId,
+                *(pending.c[name] for name in stream.subjects),
                 literal(DELETED),
                 literal(utcnow(), stream.events.c.occurredAt.type),
                 _with_reason(dialect, pending.c.data, "external"),
@@ -288,7 +290,7 @@ def differs(dialect: str, stream: Stream, latest: Subquery) -> ColumnElement:
             else records.c[name]
         )
 
-    fields = ("userId", "bookId", *stream.state_fields)
+    fields = (*stream.subjects, *stream.state_fields)
     return tuple_(*(latest.c[name] for name in fields)).is_distinct_from(
         tuple_(*(as_logged(name) for name in fields))
     )
@@ -299,7 +301,8 @@ def run_cleanup(session: Session, reasons: list[str]) -> CleanupReport:
     (or rolls back)."""
     report = CleanupReport(reasons=reasons)
     for stream in CAPTURED:
-        purge(session, report, stream)
+        if stream in STREAMS.values():
+            purge(session, report, stream)
         catch_up(session, report.of(stream), stream)
     log.info(report.summary())
     return report

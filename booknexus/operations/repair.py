@@ -8,7 +8,7 @@ without ``--full``) first reads a few cheap facts:
 - the capture triggers (``booknexus.circulation.eventlog.capture``), from the catalog: present and enabled.
   With them, nothing written outside the app escapes the log;
 - a sign that a log is out of step anyway, read with a handful of index probes in one
-  statement (one snapshot) per log: the newest checkout (hold) must be live in its log, and
+  statement (one snapshot) per log: the newest checkout (hold, item) must be live in its log, and
   the log's last event must agree with the table about its record. It catches what bypasses the
   triggers at the edges: a restore that brought one table back without the other, rows
   written with ``session_replication_role = replica``, a SQLite writer that died marked.

@@ -33,12 +33,12 @@ from booknexus.circulation.eventlog.streams import (  # noqa: F401  (the event t
     EXPIRED,
     FULFILLED,
     IMPORTED,
+    LOGS,
     PLACED,
     PURGED,
     READY,
     RENEWED,
     RETURNED,
-    STREAMS,
     UPDATED,
     Stream,
 )
@@ -58,18 +58,22 @@ def record_state(stream: Stream, record) -> dict:
     return state
 
 
+def subjects(stream: Stream, record) -> dict:
+    """What the record belongs to (its reader and book; an item's book), as its log names it."""
+    return {column: getattr(record, stream.attribute(column)) for column in stream.subjects}
+
+
 def append(session: Session, record, type_: str, actor: int | None, **extra) -> None:
-    """Record one change to one checkout or hold (already flushed, so it has its id), made
-    by ``actor`` (a user id; None for the system: cleanup, expiry, migrations)."""
-    stream = STREAMS[type(record)]
+    """Record one change to one checkout, hold or item (already flushed, so it has its id),
+    made by ``actor`` (a user id; None for the system: cleanup, expiry, migrations)."""
+    stream = LOGS[type(record)]
     lock_logs(session, stream)
     # parameters apart from the statement, so SQLAlchemy compiles the INSERT once
     session.execute(
         stream.events.insert(),
         {
             stream.key: record.id,
-            "userId": record.user_id,
-            "bookId": record.book_id,
+            **subjects(stream, record),
             "type": type_,
             "occurredAt": utcnow(),
             "data": {**record_state(stream, record), **extra, "actor": actor},
@@ -113,8 +117,7 @@ def event_rows(dialect: str, source, type_: str, stream: Stream = CHECKOUTS, **e
     """SELECT producing one event row per record row in ``source``."""
     return select(
         source.c.id,
-        source.c.userId,
-        source.c.bookId,
+        *(source.c[column] for column in stream.subjects),
         literal(type_),
         literal(utcnow(), stream.events.c.occurredAt.type),
         state_json(dialect, source, stream, **extra),
@@ -122,7 +125,7 @@ def event_rows(dialect: str, source, type_: str, stream: Stream = CHECKOUTS, **e
 
 
 def event_columns(stream: Stream) -> list[str]:
-    return [stream.key, "userId", "bookId", "type", "occurredAt", "data"]
+    return [stream.key, *stream.subjects, "type", "occurredAt", "data"]
 
 
 def append_rows(session: Session, rows: Select, stream: Stream = CHECKOUTS) -> int:

@@ -1,5 +1,5 @@
-"""Changes made to "Checkouts" and "Holds" behind the app's back, logged by the database as
-they happen.
+"""Changes made to "Checkouts", "Holds" and "Items" behind the app's back, logged by the
+database as they happen.
 
 Triggers on each table append one event to its log per row that a statement run outside the app
 inserts (``imported``), updates (``updated``) or deletes (``deleted``, also when the database
@@ -7,7 +7,7 @@ cascades a user or book deleted by hand), each with reason ``external`` and no a
 the statement's own transaction: the log never waits for a restart to learn of them.
 
 The app logs its own writes (with their actor and meaning), so it marks each transaction
-that writes checkouts or holds and the triggers stand aside for it:
+that writes checkouts, holds or items and the triggers stand aside for it:
 
 - PostgreSQL: statement-level triggers with transition tables, one ``INSERT ... SELECT``
   per statement however many rows it touched; the mark is a transaction-local setting
@@ -29,7 +29,8 @@ from booknexus.circulation.eventlog.streams import (
     ENDING,
     HOLDS,
     IMPORTED,
-    STREAMS,
+    ITEMS,
+    LOGS,
     UPDATED,
     Stream,
 )
@@ -39,7 +40,7 @@ from booknexus.db.schema import ISO_UTC_FORMAT
 SETTING = "booknexus.app_write"
 MARKED = "booknexus.app_write_marked"  # session.info: the transaction already marked
 MARK_TABLE = "booknexus.mark_table"  # connection.info: SQLite's "LogWriter" exists
-CAPTURED = (CHECKOUTS, HOLDS)
+CAPTURED = (CHECKOUTS, HOLDS, ITEMS)  # in lock order
 POSTGRESQL_OPERATIONS = {  # trigger suffix -> (operation, transition tables)
     "insert": ("INSERT", "REFERENCING NEW TABLE AS new_rows"),
     "update": ("UPDATE", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"),
@@ -63,13 +64,18 @@ def trigger_names(stream: Stream, dialect: str) -> list[str]:
     return [f"{table(stream)}_capture_{operation}" for operation in operations]
 
 
+def _subjects(stream: Stream, row: str) -> str:
+    return ", ".join(_column(row, name) for name in stream.subjects)
+
+
 def _columns(stream: Stream) -> str:
-    return f'"{stream.key}", "userId", "bookId", type, "occurredAt", data'
+    subjects = ", ".join(f'"{name}"' for name in stream.subjects)
+    return f'"{stream.key}", {subjects}, type, "occurredAt", data'
 
 
 def _logged(stream: Stream) -> tuple[str, ...]:
     """What an ``updated`` event must differ in."""
-    return ("userId", "bookId", *stream.state_fields)
+    return (*stream.subjects, *stream.state_fields)
 
 
 def _state_pairs(stream: Stream, row: str, iso) -> str:
@@ -89,7 +95,7 @@ def _pg_iso(column: str) -> str:
 def _pg_events(stream: Stream, type_: str, rows: str, where: str = "") -> str:
     return f"""
         INSERT INTO "{stream.events.name}" ({_columns(stream)})
-        SELECT r.id, r."userId", r."bookId", '{type_}', clock_timestamp(),
+        SELECT r.id, {_subjects(stream, "r")}, '{type_}', clock_timestamp(),
                json_build_object({_state_pairs(stream, "r", _pg_iso)})
         FROM {rows} AS r {where} ORDER BY r.id;"""
 
@@ -122,7 +128,7 @@ BEGIN
         {_pg_events(stream, UPDATED, "new_rows", changed)}
     ELSE  -- TRUNCATE: no transition table; every record live in the log is gone
         INSERT INTO {events} ({_columns(stream)})
-        SELECT e.{key}, e."userId", e."bookId", '{DELETED}', clock_timestamp(),
+        SELECT e.{key}, {_subjects(stream, "e")}, '{DELETED}', clock_timestamp(),
                (e.data::jsonb || '{{"reason": "external", "actor": null}}')::json
         FROM (SELECT DISTINCT ON ({key}) * FROM {events}
               ORDER BY {key}, id DESC) AS e
@@ -140,7 +146,7 @@ def _sqlite_iso(column: str) -> str:
 def _sqlite_event(stream: Stream, type_: str, row: str, where: str = "") -> str:
     return f"""
         INSERT INTO "{stream.events.name}" ({_columns(stream)})
-        SELECT {row}.id, {row}."userId", {row}."bookId", {type_},
+        SELECT {row}.id, {_subjects(stream, row)}, {type_},
                strftime('%Y-%m-%d %H:%M:%f000', 'now'),
                json_object({_state_pairs(stream, row, _sqlite_iso)}) {where};"""
 
@@ -211,14 +217,16 @@ def uninstall(connection: Connection, streams: tuple[Stream, ...] = CAPTURED) ->
         connection.exec_driver_sql('DROP TABLE IF EXISTS "LogWriter"')
 
 
-POSTGRESQL_ENABLED_TRIGGERS = text("""
+_REGCLASSES = ", ".join(f"""'"{table(stream)}"'::regclass""" for stream in CAPTURED)
+_NAMES = ", ".join(f"'{table(stream)}'" for stream in CAPTURED)
+POSTGRESQL_ENABLED_TRIGGERS = text(f"""
     SELECT tgname FROM pg_trigger
-    WHERE tgrelid IN ('"Checkouts"'::regclass, '"Holds"'::regclass)
+    WHERE tgrelid IN ({_REGCLASSES})
       AND tgname LIKE '%capture%' AND tgenabled = 'O'
 """)
-SQLITE_TRIGGERS = text("""
+SQLITE_TRIGGERS = text(f"""
     SELECT name FROM sqlite_master
-    WHERE type = 'trigger' AND tbl_name IN ('Checkouts', 'Holds') AND name LIKE '%capture%'
+    WHERE type = 'trigger' AND tbl_name IN ({_NAMES}) AND name LIKE '%capture%'
 """)
 
 
@@ -250,9 +258,8 @@ def _sqlite_mark_table(session: Session) -> bool:
 
 
 def mark(session: Session) -> None:
-    """Tell the triggers that this transaction's writes to "Checkouts" and "Holds" are logged by
-    the app.
-    Once per transaction."""
+    """Tell the triggers that this transaction's writes to the logged tables ("Checkouts",
+    "Holds", "Items") are logged by the app. Once per transaction."""
     transaction = session.get_transaction()
     if transaction is not None and session.info.get(MARKED) is transaction:
         return
@@ -272,7 +279,7 @@ def unmark(session: Session) -> None:
 
 
 def _writes_logged_records(session: Session) -> bool:
-    return any(type(record) in STREAMS for record in (*session.new, *session.dirty, *session.deleted))
+    return any(type(record) in LOGS for record in (*session.new, *session.dirty, *session.deleted))
 
 
 @event.listens_for(Session, "before_flush")

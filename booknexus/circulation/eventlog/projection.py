@@ -10,7 +10,7 @@ from booknexus.circulation.eventlog.streams import (
     ANONYMISED,
     CHECKOUTS,
     ENDING,
-    STREAMS,
+    LOGS,
     Stream,
 )
 
@@ -26,19 +26,23 @@ def replay(session: Session, stream: Stream = CHECKOUTS) -> dict[int, dict]:
     state: dict[int, dict] = {}
     events = stream.events
     rows = session.execute(
-        select(events.c[stream.key], events.c.userId, events.c.bookId, events.c.type, events.c.data)
+        select(
+            events.c[stream.key],
+            events.c.type,
+            events.c.data,
+            *(events.c[name] for name in stream.subjects),
+        )
         .order_by(events.c.id)
         .execution_options(yield_per=BATCH)
     )
-    for record_id, user_id, book_id, type_, data in rows:
+    for record_id, type_, data, *subjects in rows:
         if type_ in ENDING:
             state.pop(record_id, None)
             continue
         if type_ == ANONYMISED and (data.get("gone") or record_id not in state):
             continue  # a record already gone: nothing to replay
         state[record_id] = {
-            "userId": user_id,
-            "bookId": book_id,
+            **dict(zip(stream.subjects, subjects, strict=True)),
             **{name: _timestamp(data.get(name)) for name in stream.timestamps},
             **{name: data.get(name) for name in stream.values},
         }
@@ -46,7 +50,7 @@ def replay(session: Session, stream: Stream = CHECKOUTS) -> dict[int, dict]:
 
 
 def compared(stream: Stream) -> tuple[str, ...]:
-    return ("userId", "bookId", *stream.state_fields)
+    return (*stream.subjects, *stream.state_fields)
 
 
 def table(session: Session, stream: Stream = CHECKOUTS) -> dict[int, dict]:
@@ -102,5 +106,5 @@ def compare(session: Session, stream: Stream = CHECKOUTS) -> Drift:
 
 
 def compare_all(session: Session) -> list[Drift]:
-    """Every log against its table: checkouts, then holds."""
-    return [compare(session, stream) for stream in STREAMS.values()]
+    """Every log against its table: checkouts, holds, then items."""
+    return [compare(session, stream) for stream in LOGS.values()]

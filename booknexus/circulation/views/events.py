@@ -2,14 +2,13 @@ from functools import cache
 
 from sqlalchemy import bindparam, exists, select
 
-from booknexus.circulation.eventlog.streams import CHECKOUTS, HOLDS, Stream
+from booknexus.accounts.roles import MANAGE
+from booknexus.circulation.eventlog.streams import CHECKOUTS, HOLDS, ITEMS, Stream
 from booknexus.circulation.serialize import SERIALIZERS
 from booknexus.db.schema import attribute_columns
 from booknexus.web.api import api_view, keyset_rows, keyset_statement, path_id, query_params
 from booknexus.web.errors import not_found
 from booknexus.web.reads import snapshot
-
-FILTERS = ("userId", "bookId", "type")
 
 
 @cache
@@ -34,10 +33,10 @@ def events_page(request, session, stream: Stream, **equal):
 
 
 def log_page(request, stream: Stream):
+    """The whole log, filtered on its record, what that belongs to, and the event's type."""
     params = query_params(request)
-    return events_page(
-        request, request.dbsession, stream, **{name: params.get(name) for name in (stream.key, *FILTERS)}
-    )
+    filters = (stream.key, *stream.subjects, "type")
+    return events_page(request, request.dbsession, stream, **{name: params.get(name) for name in filters})
 
 
 def history_page(request, stream: Stream):
@@ -72,3 +71,14 @@ def list_hold_events(request):
 @api_view(route_name="hold_history", request_method="GET", permission="view")
 def hold_history(request):
     return history_page(request, HOLDS)
+
+
+# items belong to no reader: their log is the librarians' alone
+@api_view(route_name="item_events", request_method="GET", permission=MANAGE)
+def list_item_events(request):
+    return log_page(request, ITEMS)
+
+
+@api_view(route_name="item_history", request_method="GET", permission=MANAGE)
+def item_history(request):
+    return history_page(request, ITEMS)

@@ -1,6 +1,6 @@
-"""booknexus-check <ini>: replay the checkout and hold logs and compare them with their tables.
+"""booknexus-check <ini>: replay the checkout, hold and item logs and compare each with its table.
 
-Prints the report; exits 1 if either differs.
+Prints the report; exits 1 if any differs.
 """
 
 import argparse
