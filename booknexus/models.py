@@ -3,8 +3,8 @@
 from booknexus.accounts.models import Token, User
 from booknexus.branches.models import Branch
 from booknexus.catalog.models import Book
-from booknexus.circulation.eventlog.models import CheckoutEvent, HoldEvent
-from booknexus.circulation.models import Checkout, Hold
+from booknexus.circulation.eventlog.models import CheckoutEvent, HoldEvent, ItemEvent
+from booknexus.circulation.models import Checkout, Hold, Item
 from booknexus.db.schema import Base
 
 # Kept by the database itself, outside the ORM: search machinery (revisions 0007, 0008),
@@ -48,6 +48,8 @@ __all__ = [
     "CheckoutEvent",
     "Hold",
     "HoldEvent",
+    "Item",
+    "ItemEvent",
     "Token",
     "User",
 ]

@@ -27,8 +27,9 @@ class Refused(Exception):
 class NotFound(Refused):
     """The command names something that does not exist (or no longer does)."""
 
-    def __init__(self, kind: str, id_: int):
-        super().__init__(f"{kind}_not_found", f"No {kind} with id {id_}.", {"id": id_})
+    def __init__(self, kind: str, id_, key: str = "id"):
+        """``key``: what names it when not its id (an item's ``barcode``, a ``cardNumber``)."""
+        super().__init__(f"{kind}_not_found", f"No {kind} with {key} {id_}.", {key: id_})
         self.kind = kind
         self.id = id_
 

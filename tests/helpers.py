@@ -31,6 +31,28 @@ def hold(testapp, user, book, status=201) -> dict:
     return testapp.post_json("/holds", {"userId": user["id"], "bookId": book["id"]}, status=status).json
 
 
+def items_of(testapp, book, **params) -> list[dict]:
+    return testapp.get(f"/books/{book['id']}/items", {"limit": 100, **params}).json["items"]
+
+
+def shelved_item(testapp, book) -> dict:
+    """An item of the book on a shelf: the one a librarian pulls from the pull list."""
+    return next(item for item in items_of(testapp, book) if item["status"] == "available")
+
+
+def capture(testapp, placed, book, status=200, **fields) -> dict:
+    """The desk pulls a copy from the shelf for the hold and scans it (``POST /holds/{id}/capture``)."""
+    body = {"itemBarcode": shelved_item(testapp, book)["barcode"], **fields}
+    return testapp.post_json(f"/holds/{placed['id']}/capture", body, status=status).json
+
+
+def ready_hold(testapp, user, book) -> dict:
+    """A hold placed on a book with a copy on the shelf, pulled and captured: ready for pickup."""
+    placed = hold(testapp, user, book)
+    capture(testapp, placed, book)
+    return testapp.get(f"/holds/{placed['id']}").json
+
+
 def hold_events(testapp, **params) -> list[dict]:
     return testapp.get("/hold-events", {"limit": 500, **params}).json["items"]
 

@@ -50,8 +50,9 @@ def test_lowering_copies_below_open_loans_is_409(testapp):
     assert response.json["error"] == {
         "status": 409,
         "code": "copies_on_loan",
-        "message": "2 copies are on loan; copies cannot drop to 1.",
-        "details": {"copies": 1, "onLoan": 2, "setAside": 0},
+        # since items, fewer copies withdraw items from the shelf: the refusal says how many are there
+        "message": "Only 0 of the 2 copies are on the shelf (2 on loan); copies cannot drop to 1.",
+        "details": {"copies": 1, "onShelf": 0, "onLoan": 2, "setAside": 0},
         "requestId": response.headers["X-Request-ID"],
     }
     assert testapp.get(f"/books/{book['id']}").json["copies"] == 2

@@ -33,6 +33,9 @@ def test_every_change_appends_its_event(testapp):
         "dueAt": loan["dueAt"],
         "returnedAt": None,
         "renewals": 0,
+        "itemId": loan["itemId"],  # since items: the loan log links the item to its reader
+        "branchId": 1,
+        "outcome": None,
         "actor": testapp.user_id,
     }
     assert (second["dueAt"], second["renewals"]) == (renewed["dueAt"], 1)

@@ -14,8 +14,11 @@ SAMPLES = ("a", "a@b", "0306406152", "ISBN 978-0-06-088328-7", "abc-XYZ_09")
 CODE_POINTS = [*range(0x3100), 0xFEFF, 0xFFEF]
 
 
-def document_patterns(node=None) -> set[str]:
-    if node is None:
+DOCUMENT = object()  # not None: a nullable enum lists null, which must not reload the document
+
+
+def document_patterns(node=DOCUMENT) -> set[str]:
+    if node is DOCUMENT:
         node = yaml.safe_load((files("booknexus") / "openapi.yaml").read_text())
     found = set()
     if isinstance(node, dict):

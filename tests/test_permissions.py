@@ -16,7 +16,8 @@ from conftest import Client, issue_token
 from booknexus.accounts import tokens
 from booknexus.accounts.passwords import hash_password
 from booknexus.catalog.models import Book
-from booknexus.circulation.models import WAITING, Checkout, Hold
+from booknexus.circulation.inventory import add_copies
+from booknexus.circulation.models import WAITING, Checkout, Hold, Item
 from booknexus.db.schema import utcnow
 
 ANON, SELF, OTHER, LIB = "anonymous", "member on self", "member on another", "librarian"
@@ -138,6 +139,64 @@ MATRIX = {
         ("/hold-events?userId={user}", None),
         {ANON: 401, SELF: 200, OTHER: 403, LIB: 200},
     ),
+    # a hold's capture of an item on loan: a librarian is let in, and refused by the rule
+    ("POST", "/holds/{id}/capture"): (
+        ("/holds/{hold}/capture", {"itemBarcode": "{out}"}),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 409},
+    ),
+    # items name no reader: anyone reads them; librarians change them and read their log
+    ("GET", "/items"): (("/items?barcode={shelved}", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
+    ("POST", "/items"): (
+        ("/items", {"bookId": "{book}", "barcode": "NEW-1"}),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 201},
+    ),
+    ("GET", "/items/{id}"): (("/items/{item}", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
+    ("PATCH", "/items/{id}"): (
+        ("/items/{item}", {"callNumber": "823 AUS"}),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 200},
+    ),
+    ("GET", "/items/{id}/events"): (
+        ("/items/{item}/events", None),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 200},
+    ),
+    ("GET", "/item-events"): (("/item-events", None), {ANON: 401, SELF: 403, OTHER: 403, LIB: 200}),
+    ("GET", "/books/{id}/items"): (
+        ("/books/{book}/items", None),
+        {ANON: 200, SELF: 200, OTHER: 200, LIB: 200},
+    ),
+    # the desk, and a branch's working lists, are the librarians'
+    ("POST", "/circulation/check-out"): (
+        ("/circulation/check-out", {"itemBarcode": "{shelved}", "userId": "{user}"}),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 201},
+    ),
+    ("POST", "/circulation/check-in"): (
+        ("/circulation/check-in", {"itemBarcode": "{lent}"}),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 200},
+    ),
+    ("POST", "/circulation/renew"): (
+        ("/circulation/renew", {"itemBarcode": "{lent}"}),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 200},
+    ),
+    ("POST", "/checkouts/{id}/lost"): (
+        ("/checkouts/{checkout}/lost", None),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 200},
+    ),
+    ("POST", "/checkouts/{id}/claimed-returned"): (
+        ("/checkouts/{checkout}/claimed-returned", None),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 200},
+    ),
+    ("GET", "/branches/{id}/pull-list"): (
+        ("/branches/1/pull-list", None),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 200},
+    ),
+    ("GET", "/branches/{id}/hold-shelf"): (
+        ("/branches/1/hold-shelf", None),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 200},
+    ),
+    ("GET", "/branches/{id}/transits"): (
+        ("/branches/1/transits", None),
+        {ANON: 401, SELF: 403, OTHER: 403, LIB: 200},
+    ),
 }
 
 
@@ -184,16 +243,30 @@ def world(app, dbconnection, dbsession):
     wanted = {user.id: Book(title=f"Wanted by {user.id}", author="W", copies=1) for user in (member, other)}
     dbsession.add_all([book, out, *wanted.values()])
     dbsession.flush()
-    dbsession.add(
-        Checkout(user_id=holder.id, book_id=out.id, checked_out_at=utcnow(), due_at=utcnow() + LOAN)
-    )
-    loans, holds = {}, {}
+    shelves = {b.id: add_copies(dbsession, b, b.copies, 1, "W") for b in (book, out, *wanted.values())}
+
+    def lend(user, lent_book) -> Checkout:
+        item = next(item for item in shelves[lent_book.id] if item.status == "available")
+        item.status = "checked_out"
+        return Checkout(
+            user_id=user.id,
+            book_id=lent_book.id,
+            item_id=item.id,
+            branch_id=1,
+            checked_out_at=utcnow(),
+            due_at=utcnow() + LOAN,
+        )
+
+    dbsession.add(lend(holder, out))
+    loans, holds, lent = {}, {}, {}
     for user in (member, other):
-        loan = Checkout(user_id=user.id, book_id=book.id, checked_out_at=utcnow(), due_at=utcnow() + LOAN)
-        hold = Hold(user_id=user.id, book_id=out.id, status=WAITING, placed_at=utcnow())
+        loan = lend(user, book)
+        hold = Hold(user_id=user.id, book_id=out.id, status=WAITING, placed_at=utcnow(), pickup_branch_id=1)
         dbsession.add_all([loan, hold])
         dbsession.flush()
         loans[user.id], holds[user.id] = loan.id, hold.id
+        lent[user.id] = dbsession.get(Item, loan.item_id).barcode
+    shelved = next(item for item in shelves[book.id] if item.status == "available")
     dbsession.commit()
     clients = {
         ANON: Client(app, dbconnection),
@@ -211,6 +284,10 @@ def world(app, dbconnection, dbsession):
         "loans": loans,
         "holds": holds,
         "book": book.id,
+        "lent": lent,
+        "shelved": shelved.barcode,
+        "item": shelved.id,
+        "out": shelves[out.id][0].barcode,
         "wanted": {user_id: wanted_book.id for user_id, wanted_book in wanted.items()},
         "tables": sa.inspect(dbconnection).get_table_names(),
     }
@@ -250,6 +327,10 @@ def test_permission_matrix(world, dbconnection, rule):
             "hold": world["holds"][user.id],
             "book": world["book"],
             "wanted": world["wanted"][user.id],
+            "lent": world["lent"][user.id],
+            "shelved": world["shelved"],
+            "item": world["item"],
+            "out": world["out"],
         }
         response = world["clients"][actor].request(
             fill(path, values),

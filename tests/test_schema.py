@@ -22,15 +22,53 @@ def differences(url: str, **options) -> list:
     return found
 
 
+# columns SQLite gained by ALTER TABLE ... ADD COLUMN ... REFERENCES (revision 0017: no table
+# rebuild): SQLAlchemy's reflection reads neither the name nor the actions of such an inline
+# key, so the comparison sees a removed and an added key. PRAGMA foreign_key_list does read
+# them: test_sqlite_inline_foreign_keys_act_as_the_models_say checks them there.
+SQLITE_INLINE_KEYS = {
+    ("Checkouts", "itemId"),
+    ("Checkouts", "branchId"),
+    ("Holds", "pickupBranchId"),
+    ("Holds", "itemId"),
+}
+
+
+def _inline_key(difference) -> bool:
+    if difference[0] not in ("add_fk", "remove_fk"):
+        return False
+    key = difference[1]
+    columns = [column.name for column in key.columns]
+    return len(columns) == 1 and (key.table.name, columns[0]) in SQLITE_INLINE_KEYS
+
+
 def test_upgrade_head_builds_exactly_the_models(backend, fresh_database):
     url = fresh_database(backend)
-    assert differences(url, include_object=in_the_models) == []
+    found = differences(url, include_object=in_the_models)
+    if backend == "sqlite":
+        inline = [difference for difference in found if _inline_key(difference)]
+        assert len(inline) == 2 * len(SQLITE_INLINE_KEYS)  # each seen as removed and added, no more
+        found = [difference for difference in found if not _inline_key(difference)]
+    assert found == []
+
+
+def test_sqlite_inline_foreign_keys_act_as_the_models_say(fresh_database):
+    engine = sa.create_engine(fresh_database("sqlite"))
+    with engine.connect() as connection:
+        for table, column in sorted(SQLITE_INLINE_KEYS):
+            model = next(iter(Base.metadata.tables[table].c[column].foreign_keys))
+            rows = connection.exec_driver_sql(f'PRAGMA foreign_key_list("{table}")').mappings().all()
+            (row,) = [row for row in rows if row["from"] == column]
+            assert (row["table"], row["to"]) == (model.column.table.name, "id")
+            assert row["on_delete"] == (model.ondelete or "NO ACTION")
+            assert row["on_update"] == (model.onupdate or "NO ACTION")
+    engine.dispose()
 
 
 def test_what_the_comparison_leaves_out_is_only_the_database_kept_machinery(backend, fresh_database):
     """The filter cannot hide a real difference: without it, every difference is one of the
     search, capture or retention objects the database maintains itself."""
-    found = differences(fresh_database(backend))
+    found = [difference for difference in differences(fresh_database(backend)) if not _inline_key(difference)]
     names = set()
     for difference in found:
         kind, obj = difference[0], difference[-1] if difference[0] == "remove_column" else difference[1]

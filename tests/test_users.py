@@ -76,7 +76,8 @@ def test_delete_user_removes_user_and_their_checkouts(testapp):
     testapp.get(f"/users/{user['id']}", status=404)
     testapp.get(f"/checkouts/{mine['id']}", status=404)
     assert testapp.get(f"/checkouts/{theirs['id']}").json == theirs
-    assert testapp.get(f"/books/{book['id']}").json["available"] == 2
+    # the deleted reader's copy is missing, not back on the shelf (issue 27): one of three is there
+    assert testapp.get(f"/books/{book['id']}").json["available"] == 1
 
 
 def test_list_users_keyset_pagination(testapp):

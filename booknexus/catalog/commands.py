@@ -21,7 +21,15 @@ def update_book(session: Session, actor: int | None, book_id: int, changes: dict
     for field, value in changes.items():
         setattr(book, field, value)
     session.flush()
-    circulation.copies_changed(session, actor, book)
+    return book
+
+
+def create_book(session: Session, actor: int | None, fields: dict, *, registry) -> Book:
+    """A new book and its copies, as items at the default branch."""
+    book = Book(**fields)
+    session.add(book)
+    session.flush()
+    stock(registry).copies_created(session, actor, book)
     return book
 
 

@@ -14,17 +14,17 @@ class IStock(Interface):
         """The book, locked for a change (step 2 of circulation's lock order: every change to
         a book's copies, loans and holds takes it); a ``NotFound`` if there is none."""
 
-    def out_columns(book_id):
-        """Two columns for a book id: its copies on loan and its copies set aside for holds,
-        for the catalogue's statements to select beside each book (one round trip)."""
+    def availability_column(book_id):
+        """A column for a book id: its items by branch, ``[{branchId, available, items}]``
+        (null when it has none), for the catalogue's statements to select beside each book."""
+
+    def copies_created(session, actor, book):
+        """A new book (flushed, with its ``copies``): that many items, at the default branch."""
 
     def copies_changing(session, actor, book, copies):
         """Under the book's row lock, before its copies change to ``copies`` (or None: other
-        fields change): settle its queue; refuse a count below the copies on loan and set
-        aside (a ``Refused`` that keeps the settlement)."""
-
-    def copies_changed(session, actor, book):
-        """After the change is flushed: more copies move the queue."""
+        fields change): settle its queue; add items, or withdraw items on the shelf; refuse a
+        count below the items not on the shelf (a ``Refused`` that keeps the settlement)."""
 
 
 def stock(registry) -> IStock:

@@ -17,16 +17,19 @@ BOOKS_WITH_STOCK = "booknexus.catalog.books_with_stock"
 BOOK_WITH_STOCK = "booknexus.catalog.book_with_stock"
 
 
-def serialize_book(book, on_loan: int, held: int) -> dict:
-    """A book (the model, or a row of its columns) as the API shows it."""
+def serialize_book(book, branches: list[dict] | None) -> dict:
+    """A book (the model, or a row of its columns) and its items by branch, as the API shows
+    them: ``copies`` the items the library owns, ``available`` those on a shelf (not on loan,
+    on the hold shelf, in transit, missing or lost)."""
+    branches = branches or []
     return {
         "id": book.id,
         "title": book.title,
         "author": book.author,
         "isbn": book.isbn,
         "copies": book.copies,
-        # a copy set aside for a ready hold is not available to anyone else
-        "available": max(book.copies - on_loan - held, 0),
+        "available": sum(branch["available"] for branch in branches),
+        "branches": branches,
         "createdAt": timestamp(book.created_at),
         "updatedAt": timestamp(book.updated_at),
     }
@@ -66,10 +69,11 @@ BOOK_COLUMNS = tuple(
 
 def books_with_stock(registry):
     """Books' columns (named as the model's attributes, which ``serialize_book`` reads) and
-    their copies out, in one statement; built once per application: constructing a statement
-    costs more CPU than running it."""
+    their items by branch, in one statement; built once per application: constructing a
+    statement costs more CPU than running it."""
     if BOOKS_WITH_STOCK not in registry:
-        registry[BOOKS_WITH_STOCK] = select(*BOOK_COLUMNS, *stock(registry).out_columns(Book.id))
+        availability = stock(registry).availability_column(Book.id).label("branches")
+        registry[BOOKS_WITH_STOCK] = select(*BOOK_COLUMNS, availability)
     return registry[BOOKS_WITH_STOCK]
 
 
@@ -97,29 +101,26 @@ def list_books(request):
         page_statement = books_page(request.registry, after is not None)
         rows, next_id = keyset_rows(request.dbsession.connection(), page_statement, limit, after)
         page = {"items": rows, "next": next_id}
-    page["items"] = [serialize_book(row, row[-2], row[-1]) for row in page["items"]]
+    page["items"] = [serialize_book(row, row[-1]) for row in page["items"]]
     return page
 
 
-def stock_of(request, book_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """Copies on loan and set aside for a page of books, in one statement (one snapshot)."""
-    if not book_ids:
-        return {}
-    rows = request.dbsession.execute(
-        select(Book.id, *stock(request.registry).out_columns(Book.id)).where(Book.id.in_(book_ids))
-    )
-    return {book_id: (on_loan, held) for book_id, on_loan, held in rows}
+def availability_of(request, book_id: int) -> list[dict] | None:
+    """A book's items by branch, as the write side sees them after its change."""
+    column = stock(request.registry).availability_column(Book.id)
+    return request.dbsession.scalar(select(column).where(Book.id == book_id))
 
 
 @api_view(route_name="books", request_method="POST")
 def create_book(request):
     body = request.openapi_validated.body
-    isbn = valid_isbn(request, body.get("isbn"))
-    book = Book(title=body["title"], author=body["author"], isbn=isbn, copies=body["copies"])
-    request.dbsession.add(book)
-    request.dbsession.flush()
+    fields = {"title": body["title"], "author": body["author"], "copies": body["copies"]}
+    fields["isbn"] = valid_isbn(request, body.get("isbn"))
+    book = commands.create_book(
+        request.dbsession, request.authenticated_userid, fields, registry=request.registry
+    )
     request.response.status_int = 201
-    return serialize_book(book, 0, 0)
+    return serialize_book(book, availability_of(request, book.id))
 
 
 def books_page(registry, after: bool):
@@ -143,7 +144,7 @@ def show_book(request):
         row = connection.execute(book_with_stock(request.registry), {"book_id": book_id}).first()
     if row is None:
         raise not_found("book", book_id)
-    return serialize_book(row, row[-2], row[-1])
+    return serialize_book(row, row[-1])
 
 
 @api_view(route_name="book", request_method="PATCH")
@@ -155,7 +156,7 @@ def update_book(request):
     book = commands.update_book(
         request.dbsession, request.authenticated_userid, book_id, changes, registry=request.registry
     )
-    return serialize_book(book, *stock_of(request, [book.id])[book.id])
+    return serialize_book(book, availability_of(request, book.id))
 
 
 @api_view(route_name="book", request_method="DELETE")

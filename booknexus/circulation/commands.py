@@ -1,5 +1,7 @@
-"""Circulation's commands: check out, return, renew, delete a loan; place and cancel holds;
-remove a reader with everything of theirs (erasure and anonymisation: ``privacy``).
+"""Circulation's commands: lend an item, take it back, renew, close a loan as lost or claimed
+returned, delete a loan; place, capture and cancel holds; remove a reader with everything of
+theirs (erasure and anonymisation: ``privacy``). Where an item goes next: ``routing``; the
+items themselves: ``inventory``.
 
 Each is one function (session, actor, arguments -> the changed record, or a refusal from
 ``booknexus.refusals``) that takes its locks in the one order (``locks``), settles the book's
@@ -13,6 +15,7 @@ expired and copies passed on stand whatever the command wanted, so the caller co
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -21,16 +24,52 @@ from sqlalchemy.orm import Session
 from booknexus.accounts.events import UserDeleted
 from booknexus.accounts.models import User
 from booknexus.accounts.queries import ensure_not_last_librarian, ensure_not_the_anonymous_reader
+from booknexus.branches.models import Branch
 from booknexus.catalog.models import Book
 from booknexus.circulation import locks
 from booknexus.circulation.eventlog import append as eventlog
-from booknexus.circulation.eventlog.streams import STREAMS
-from booknexus.circulation.models import CANCELLED, FULFILLED, OPEN, READY, WAITING, Checkout, Hold
+from booknexus.circulation.eventlog import streams
+from booknexus.circulation.eventlog.streams import FOUND, STATUS_CHANGED, STREAMS
+from booknexus.circulation.inventory import ItemRef, find_item, log_item
+from booknexus.circulation.models import (
+    AVAILABLE,
+    CANCELLED,
+    CHECKED_OUT,
+    CLAIMED,
+    CLAIMED_RETURNED,
+    DECLARED_LOST,
+    FULFILLED,
+    IN_TRANSIT,
+    IN_TRANSIT_TO_PICKUP,
+    LOST,
+    ON_HOLD_SHELF,
+    OPEN,
+    READY,
+    RETURNED,
+    UNACCOUNTED,
+    WAITING,
+    WITHDRAWN,
+    Checkout,
+    Hold,
+    Item,
+)
 from booknexus.circulation.privacy import Policy, anonymise_on_closing
 from booknexus.circulation.queue import settle
+from booknexus.circulation.routing import (
+    HOLD_SHELF,
+    RESHELVE,
+    TRANSIT,
+    Route,
+    capture,
+    queue_actor,
+    receive,
+    release,
+    route,
+    shelve,
+)
 from booknexus.circulation.rules import Rules, ensure_may_borrow, ensure_may_hold
 from booknexus.db.schema import isoformat, utcnow
-from booknexus.refusals import NotFound, Refused
+from booknexus.refusals import Invalid, NotFound, Refused
 
 
 @contextmanager
@@ -43,9 +82,12 @@ def after_settling() -> Iterator[None]:
         raise
 
 
-def _open_checkout(session: Session, checkout_id: int) -> tuple[Book, Checkout]:
-    """The checkout and its book, both locked (the book first), refused if returned."""
+def _open_checkout(session: Session, checkout_id: int) -> tuple[Book, Item | None, Checkout]:
+    """The checkout, its book and its item, locked in that order's reverse (book, item, loan),
+    refused if returned."""
     book = locks.lock_book_of(session, Checkout, checkout_id)
+    item_id = session.scalar(select(Checkout.item_id).where(Checkout.id == checkout_id))
+    item = locks.lock_item(session, item_id) if item_id is not None else None
     checkout = locks.lock_record(session, Checkout, checkout_id)
     if checkout.returned_at is not None:
         raise Refused(
@@ -53,58 +95,90 @@ def _open_checkout(session: Session, checkout_id: int) -> tuple[Book, Checkout]:
             f"Checkout {checkout.id} was returned at {isoformat(checkout.returned_at)}.",
             {"returnedAt": isoformat(checkout.returned_at)},
         )
-    return book, checkout
+    return book, item, checkout
 
 
-def _closed(
-    session: Session, actor: int | None, book: Book, record, event: str, *, rules: Rules, policy: Policy
-):
-    """A loan returned or a hold cancelled: logged, its copy to the queue, and its reader
-    anonymised at once where the policy keeps no history (``0`` days)."""
+def _closed(session: Session, actor: int | None, record, event: str, *, policy: Policy, **extra):
+    """A loan or a hold closed: logged, and its reader anonymised at once where the policy
+    keeps no history (``0`` days)."""
     session.flush()
-    eventlog.append(session, record, event, actor=actor)
-    settle(session, book, rules, actor)
+    eventlog.append(session, record, event, actor=actor, **extra)
     anonymise_on_closing(session, policy, STREAMS[type(record)], record.id, session.get(User, record.user_id))
 
 
-def check_out(
+def _own_hold(session: Session, hold_id: int | None) -> Hold | None:
+    return session.get(Hold, hold_id) if hold_id is not None else None
+
+
+def _ready_hold_on(session: Session, item: Item) -> Hold | None:
+    return session.scalars(select(Hold).where(Hold.item_id == item.id, Hold.status == READY)).first()
+
+
+def ensure_lendable(session: Session, item: Item, user_id: int) -> None:
+    """An item may be lent if it is on the shelf, or on the hold shelf for this reader."""
+    if item.status == AVAILABLE:
+        return
+    details = {"itemId": item.id, "barcode": item.barcode, "status": item.status}
+    if item.status == ON_HOLD_SHELF:
+        hold = _ready_hold_on(session, item)
+        if hold is not None and hold.user_id == user_id:
+            return
+        raise Refused(
+            "item_on_hold",
+            f"Item {item.barcode} is on the hold shelf for another reader's hold.",
+            {
+                **details,
+                "holdId": hold.id if hold else None,
+                "expiresAt": isoformat(hold.expires_at) if hold else None,
+            },
+        )
+    if item.status == CHECKED_OUT:
+        loan = session.scalars(
+            select(Checkout).where(Checkout.item_id == item.id, Checkout.returned_at.is_(None))
+        ).first()
+        raise Refused(
+            "item_on_loan",
+            f"Item {item.barcode} is on loan; check it in first.",
+            {
+                **details,
+                "checkoutId": loan.id if loan else None,
+                "dueAt": isoformat(loan.due_at) if loan else None,
+            },
+        )
+    raise Refused("item_not_available", f"Item {item.barcode} is {item.status}: it cannot be lent.", details)
+
+
+def _lend(
     session: Session,
     actor: int | None,
-    user_id: int,
-    book_id: int,
+    user: User,
+    book: Book,
+    item: Item,
+    branch_id: int,
+    own_hold: Hold | None,
     *,
     rules: Rules,
-    days: int | None = None,
-    override: bool = False,
+    days: int | None,
+    override: bool,
 ) -> Checkout:
-    """Lend a copy of the book to the reader. ``override`` (a librarian's, checked by the
-    caller) lends past the loan limit and the overdue block, never past the copies."""
-    # the borrower first (their loan count), then the book (its copies): neither a reader's
-    # limit nor a book's last copy can be taken twice by racing commands
-    user = locks.lock_borrower(session, user_id)
-    book = locks.lock_book(session, book_id)
-    state = settle(session, book, rules, actor)
-    with after_settling():
-        hold_id = ensure_may_borrow(session, user.id, book.id, rules, override)
-        own_hold = session.get(Hold, hold_id) if hold_id is not None else None
-        # copies set aside for other readers' ready holds are theirs, override or not
-        held_for_others = state.set_aside - (1 if own_hold is not None and own_hold.status == READY else 0)
-        if state.on_loan + held_for_others >= book.copies:
-            raise Refused(
-                "no_copy_available",
-                f"All {book.copies} copies of book {book.id} are on loan"
-                + (f" or set aside for {held_for_others} holds." if held_for_others else "."),
-                {
-                    "bookId": book.id,
-                    "copies": book.copies,
-                    "onLoan": state.on_loan,
-                    "setAside": held_for_others,
-                },
-            )
     now = utcnow()
     period = timedelta(days=days) if days else rules.loan_period
-    checkout = Checkout(user_id=user.id, book_id=book.id, checked_out_at=now, due_at=now + period)
+    # the reader's own ready hold gives its shelf item back when they borrow another copy
+    freed = None
+    if own_hold is not None and own_hold.status == READY and own_hold.item_id not in (None, item.id):
+        freed = locks.lock_item(session, own_hold.item_id)
+    checkout = Checkout(
+        user_id=user.id,
+        book_id=book.id,
+        item_id=item.id,
+        branch_id=branch_id,
+        checked_out_at=now,
+        due_at=now + period,
+    )
     session.add(checkout)
+    item.status = CHECKED_OUT
+    item.current_branch_id = branch_id
+    item.transit_to_branch_id = item.transit_sent_at = None
     session.flush()
     eventlog.append(
         session, checkout, eventlog.CHECKED_OUT, actor=actor, **({"override": True} if override else {})
@@ -114,22 +188,266 @@ def check_out(
         own_hold.ended_at = now
         session.flush()
         eventlog.append(session, own_hold, eventlog.FULFILLED, actor=actor, checkoutId=checkout.id)
+    log_item(session, item, STATUS_CHANGED, reason="checked_out")
+    if freed is not None:
+        release(session, freed, rules, actor, now, reason="hold_fulfilled")
     return checkout
 
 
-def return_loan(
-    session: Session, actor: int | None, checkout_id: int, *, rules: Rules, policy: Policy
+def check_out(
+    session: Session,
+    actor: int | None,
+    user_id: int,
+    book_id: int,
+    branch_id: int,
+    *,
+    rules: Rules,
+    days: int | None = None,
+    override: bool = False,
 ) -> Checkout:
-    """The copy comes back: the loan closes and the copy goes to the first waiting hold."""
-    book, checkout = _open_checkout(session, checkout_id)
-    checkout.returned_at = utcnow()
-    _closed(session, actor, book, checkout, eventlog.RETURNED, rules=rules, policy=policy)
+    """Lend an item of the book to the reader at ``branch_id``: the one on the hold shelf for
+    them, else one on the shelf there. ``override`` (a librarian's, checked by the caller)
+    lends past the loan limit and the overdue block, never an item that is not there."""
+    # the borrower first (their loan count), then the book, then the item: neither a reader's
+    # limit nor a book's last item can be taken twice by racing commands
+    user = locks.lock_borrower(session, user_id)
+    book = locks.lock_book(session, book_id)
+    state = settle(session, book, rules, actor)
+    with after_settling():
+        own_hold = _own_hold(session, ensure_may_borrow(session, user.id, book.id, rules, override))
+        if own_hold is not None and own_hold.status == READY and own_hold.item_id is not None:
+            item = locks.lock_item(session, own_hold.item_id)
+        else:
+            item = session.scalars(
+                select(Item)
+                .where(Item.book_id == book.id, Item.status == AVAILABLE, Item.current_branch_id == branch_id)
+                .order_by(Item.id)
+                .limit(1)
+                .with_for_update()
+            ).first()
+        if item is None:
+            raise Refused(
+                "no_copy_available",
+                f"No copy of book {book.id} is on the shelf at branch {branch_id}: "
+                f"{state.on_loan} of its {book.copies} are on loan"
+                + (f", {state.set_aside} on the hold shelf." if state.set_aside else "."),
+                {
+                    "bookId": book.id,
+                    "branchId": branch_id,
+                    "copies": book.copies,
+                    "onLoan": state.on_loan,
+                    "setAside": state.set_aside,
+                },
+            )
+    return _lend(
+        session, actor, user, book, item, branch_id, own_hold, rules=rules, days=days, override=override
+    )
+
+
+def check_out_item(
+    session: Session,
+    actor: int | None,
+    user_id: int,
+    barcode: str,
+    branch_id: int,
+    *,
+    rules: Rules,
+    days: int | None = None,
+    override: bool = False,
+) -> Checkout:
+    """The desk's check-out: the scanned item to the reader. Refused (409, with what the desk
+    can show) past the loan rules (unless overridden), or when the item is on loan, on the hold
+    shelf for someone else, or not the library's to lend (in transit, missing, lost, ...)."""
+    ref = find_item(session, barcode)
+    user = locks.lock_borrower(session, user_id)
+    book = locks.lock_book(session, ref.book_id)
+    item = locks.lock_item(session, ref.id)
+    settle(session, book, rules, actor)
+    with after_settling():
+        own_hold = _own_hold(session, ensure_may_borrow(session, user.id, book.id, rules, override))
+        ensure_lendable(session, item, user.id)
+    return _lend(
+        session, actor, user, book, item, branch_id, own_hold, rules=rules, days=days, override=override
+    )
+
+
+@dataclass
+class CheckIn:
+    """What a check-in did, and what the desk must do with the item in its hand."""
+
+    item: Item
+    route: Route
+    checkout: Checkout | None = None  # the loan it closed
+    found: str | None = None  # the status of an item seen again (missing, lost, ...)
+
+
+def _close_loan(
+    session: Session,
+    actor: int | None,
+    checkout: Checkout,
+    at,
+    outcome: str,
+    event: str,
+    *,
+    policy: Policy,
+    **extra,
+) -> None:
+    checkout.returned_at = at
+    checkout.outcome = outcome
+    _closed(session, actor, checkout, event, policy=policy, **extra)
+
+
+def check_in(
+    session: Session,
+    actor: int | None,
+    barcode: str,
+    branch_id: int,
+    *,
+    rules: Rules,
+    policy: Policy,
+    returned_at=None,
+) -> CheckIn:
+    """The desk's check-in: the loan of the scanned item closes (at ``returned_at`` for a book
+    drop emptied later: not in the future, not before the loan) and the item is routed: to the
+    first hold in its queue, home, or the shelf. An item not on loan answers too: an arrival
+    from transit is received, a missing, lost or claimed-returned one is found."""
+    ref = find_item(session, barcode)
+    return _check_in(session, actor, ref, branch_id, rules=rules, policy=policy, returned_at=returned_at)
+
+
+def _check_in(
+    session: Session,
+    actor: int | None,
+    ref: ItemRef,
+    branch_id: int,
+    *,
+    rules: Rules,
+    policy: Policy,
+    returned_at,
+) -> CheckIn:
+    now = utcnow()
+    if returned_at is not None and returned_at > now:
+        raise Invalid(
+            "returned_in_future",
+            f"returnedAt {isoformat(returned_at)} is in the future.",
+            {"field": "returnedAt", "value": isoformat(returned_at)},
+        )
+    book = locks.lock_book(session, ref.book_id)
+    item = locks.lock_item(session, ref.id)
+    loan = session.scalars(
+        select(Checkout).where(Checkout.item_id == item.id, Checkout.returned_at.is_(None)).with_for_update()
+    ).first()
+    if loan is not None and returned_at is not None and returned_at < loan.checked_out_at:
+        raise Invalid(
+            "returned_before_loan",
+            f"returnedAt {isoformat(returned_at)} is before the loan began "
+            f"({isoformat(loan.checked_out_at)}).",
+            {"field": "returnedAt", "checkedOutAt": isoformat(loan.checked_out_at)},
+        )
+    settle(session, book, rules, actor, now)  # may let this very item go (its hold lapsed)
+    result = CheckIn(item=item, route=Route(RESHELVE))
+    if loan is not None:
+        _close_loan(
+            session,
+            actor,
+            loan,
+            returned_at or now,
+            RETURNED,
+            eventlog.RETURNED,
+            policy=policy,
+            branchId=branch_id,
+        )
+        result.checkout = loan
+    result.route = _route_scanned(session, actor, item, branch_id, result, rules, now)
+    return result
+
+
+def _route_scanned(
+    session: Session, actor: int | None, item: Item, branch_id: int, result: CheckIn, rules: Rules, now
+) -> Route:
+    if item.status in UNACCOUNTED:
+        result.found, item.status = item.status, AVAILABLE
+        item.current_branch_id = branch_id
+        log_item(session, item, FOUND, reason="checked_in", was=result.found)
+    if item.status == WITHDRAWN:
+        return Route(WITHDRAWN)  # not the library's any more: the desk sets it aside
+    if item.status == IN_TRANSIT:
+        if item.transit_to_branch_id != branch_id:
+            return Route(TRANSIT, destination=item.transit_to_branch_id)  # passing through
+        bound_for = _hold_holding(session, item, IN_TRANSIT_TO_PICKUP)
+        receive(session, item, branch_id)
+        if bound_for is not None and bound_for.pickup_branch_id == branch_id:
+            return capture(session, bound_for, item, branch_id, rules, queue_actor(bound_for, actor), now)
+    elif item.status == ON_HOLD_SHELF:
+        held_for = _hold_holding(session, item, READY)
+        if held_for is not None and held_for.pickup_branch_id == branch_id:
+            return Route(HOLD_SHELF, hold=held_for)  # scanned again: it stays where it is
+        if held_for is not None:  # found at the wrong branch: on its way to the right one
+            return capture(session, held_for, item, branch_id, rules, queue_actor(held_for, actor), now)
+    return route(session, item, branch_id, rules, actor, now)
+
+
+def _hold_holding(session: Session, item: Item, status: str) -> Hold | None:
+    return session.scalars(select(Hold).where(Hold.item_id == item.id, Hold.status == status)).first()
+
+
+def renew_item(session: Session, actor: int | None, barcode: str, *, rules: Rules) -> Checkout:
+    """The desk's renewal: the open loan of the scanned item."""
+    ref = find_item(session, barcode)
+    checkout_id = session.scalar(
+        select(Checkout.id).where(Checkout.item_id == ref.id, Checkout.returned_at.is_(None))
+    )
+    if checkout_id is None:
+        raise Refused("item_not_on_loan", f"Item {barcode.upper()} is not on loan.", {"itemId": ref.id})
+    return renew(session, actor, checkout_id, rules=rules)
+
+
+def return_loan(
+    session: Session,
+    actor: int | None,
+    checkout_id: int,
+    *,
+    rules: Rules,
+    policy: Policy,
+    branch_id: int | None = None,
+) -> CheckIn:
+    """The item comes back (at the loan's branch unless another is named) and is routed as a
+    check-in routes it."""
+    book, item, checkout = _open_checkout(session, checkout_id)
+    if item is None:  # a loan from before items (none is open after revision 0017)
+        checkout.returned_at = utcnow()
+        checkout.outcome = RETURNED
+        _closed(session, actor, checkout, eventlog.RETURNED, policy=policy)
+        return CheckIn(item=None, route=Route(RESHELVE), checkout=checkout)
+    at = branch_id or checkout.branch_id or item.current_branch_id
+    return _check_in(
+        session, actor, ItemRef(item.id, book.id), at, rules=rules, policy=policy, returned_at=None
+    )
+
+
+def close_loan_as(
+    session: Session, actor: int | None, checkout_id: int, outcome: str, *, rules: Rules, policy: Policy
+) -> Checkout:
+    """``lost`` (the reader declares the item lost) or ``claimed_returned`` (the reader says it
+    came back; the library has not seen it): the loan closes with that outcome, the item takes
+    it as its status until a check-in finds it."""
+    book, item, checkout = _open_checkout(session, checkout_id)
+    settle(session, book, rules, actor)
+    now = utcnow()
+    event, status = {
+        DECLARED_LOST: (streams.LOST, LOST),
+        CLAIMED: (streams.CLAIMED_RETURNED, CLAIMED_RETURNED),
+    }[outcome]
+    _close_loan(session, actor, checkout, now, outcome, event, policy=policy)
+    if item is not None:
+        item.status = status
+        log_item(session, item, STATUS_CHANGED, reason=outcome)
     return checkout
 
 
 def renew(session: Session, actor: int | None, checkout_id: int, *, rules: Rules) -> Checkout:
     """Another loan period from the later of now and the due date, unless someone waits."""
-    book, checkout = _open_checkout(session, checkout_id)
+    book, _item, checkout = _open_checkout(session, checkout_id)
     settle(session, book, rules, actor)
     with after_settling():
         waiting = session.scalar(select(func.count()).where(Hold.book_id == book.id, Hold.status == WAITING))
@@ -153,18 +471,41 @@ def renew(session: Session, actor: int | None, checkout_id: int, *, rules: Rules
 
 
 def delete_checkout(session: Session, actor: int | None, checkout_id: int, *, rules: Rules) -> None:
-    """Remove a checkout (a librarian's correction), logged; an open loan's copy is free."""
+    """Remove a checkout (a librarian's correction), logged; an open loan's item is back on
+    the shelf where it was lent."""
     book = locks.lock_book_of(session, Checkout, checkout_id)
+    item_id, returned_at = session.execute(
+        select(Checkout.item_id, Checkout.returned_at).where(Checkout.id == checkout_id)
+    ).first() or (None, None)
+    item = locks.lock_item(session, item_id) if item_id is not None and returned_at is None else None
     deleted = eventlog.delete_and_append(
         session, Checkout.id == checkout_id, eventlog.DELETED, actor=actor, reason="checkout_deleted"
     )
     if not deleted:  # deleted with its user while we waited for the book
         raise NotFound("checkout", checkout_id)
+    if item is not None and item.status == CHECKED_OUT:
+        shelve(session, item, item.current_branch_id, reason="checkout_deleted")
     settle(session, book, rules, actor)
 
 
-def place_hold(session: Session, actor: int | None, user_id: int, book_id: int, *, rules: Rules) -> Hold:
-    """Queue the reader for the book: ready at once if a copy is free and nobody is ahead."""
+def ensure_pickup_location(session: Session, branch_id: int) -> Branch:
+    branch = session.get(Branch, branch_id)
+    if branch is None:
+        raise NotFound("branch", branch_id)
+    if not branch.is_pickup_location:
+        raise Refused(
+            "not_a_pickup_location",
+            f"Readers cannot collect holds at branch {branch.code}.",
+            {"branchId": branch.id, "code": branch.code},
+        )
+    return branch
+
+
+def place_hold(
+    session: Session, actor: int | None, user_id: int, book_id: int, pickup_branch_id: int, *, rules: Rules
+) -> Hold:
+    """Queue the reader for the book, to collect at ``pickup_branch_id``. It waits until an
+    item is captured for it; an item on a shelf meanwhile puts it on that branch's pull list."""
     # the borrower first (their hold count), then the book, whose row lock orders the queue:
     # concurrent holds take positions one after another
     user = locks.lock_borrower(session, user_id)
@@ -172,25 +513,73 @@ def place_hold(session: Session, actor: int | None, user_id: int, book_id: int, 
     settle(session, book, rules, actor)
     with after_settling():
         ensure_may_hold(session, user.id, book.id, rules)
-    hold = Hold(user_id=user.id, book_id=book.id, status=WAITING, placed_at=utcnow())
+        ensure_pickup_location(session, pickup_branch_id)
+    hold = Hold(
+        user_id=user.id,
+        book_id=book.id,
+        status=WAITING,
+        placed_at=utcnow(),
+        pickup_branch_id=pickup_branch_id,
+    )
     session.add(hold)
     session.flush()
     eventlog.append(session, hold, eventlog.PLACED, actor=actor)
-    settle(session, book, rules, actor)  # a free copy goes to this hold if nobody waits ahead
     return hold
 
 
+def capture_hold(
+    session: Session, actor: int | None, hold_id: int, barcode: str, branch_id: int, *, rules: Rules
+) -> tuple[Hold, Route]:
+    """A librarian pulled an item from the shelf for a waiting hold (the pull list): it goes on
+    the hold shelf here, or in transit to the hold's pickup branch."""
+    ref = find_item(session, barcode)
+    book = locks.lock_book_of(session, Hold, hold_id)
+    if ref.book_id != book.id:
+        raise Refused(
+            "item_of_another_book",
+            f"Item {barcode.upper()} is a copy of book {ref.book_id}, not of book {book.id}.",
+            {"itemId": ref.id, "bookId": ref.book_id, "holdBookId": book.id},
+        )
+    item = locks.lock_item(session, ref.id)
+    settle(session, book, rules, actor)
+    with after_settling():
+        hold = locks.lock_record(session, Hold, hold_id)
+        if hold.status != WAITING:
+            raise Refused(
+                "hold_not_waiting",
+                f"Hold {hold.id} is {hold.status}: only a waiting hold is captured.",
+                {"holdId": hold.id, "status": hold.status},
+            )
+        if item.status != AVAILABLE:
+            raise Refused(
+                "item_not_available",
+                f"Item {item.barcode} is {item.status}: only an item on the shelf is captured.",
+                {"itemId": item.id, "barcode": item.barcode, "status": item.status},
+            )
+    return hold, capture(session, hold, item, branch_id, rules, actor, utcnow())
+
+
 def cancel_hold(session: Session, actor: int | None, hold_id: int, *, rules: Rules, policy: Policy) -> Hold:
-    """End a waiting or ready hold; a ready hold's copy goes to the next in line."""
+    """End an open hold. A ready hold's item is let go (the next hold picked up there, or the
+    shelf); an item in transit for it travels on, and its check-in routes it."""
     book = locks.lock_book_of(session, Hold, hold_id)
     settle(session, book, rules, actor)  # a lapsed hold is expired, not cancelled
     with after_settling():
+        item_id, status = session.execute(
+            select(Hold.item_id, Hold.status).where(Hold.id == hold_id)
+        ).first() or (
+            None,
+            None,
+        )
+        item = locks.lock_item(session, item_id) if item_id is not None and status == READY else None
         hold = locks.lock_record(session, Hold, hold_id)
         if hold.status not in OPEN:
             raise Refused("hold_ended", f"Hold {hold.id} is {hold.status} already.", {"status": hold.status})
     hold.status = CANCELLED
-    hold.ended_at = utcnow()
-    _closed(session, actor, book, hold, eventlog.CANCELLED, rules=rules, policy=policy)
+    hold.ended_at = now = utcnow()
+    _closed(session, actor, hold, eventlog.CANCELLED, policy=policy)
+    if item is not None:
+        release(session, item, rules, actor, now, reason="hold_cancelled")
     return hold
 
 

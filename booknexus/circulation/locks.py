@@ -7,9 +7,13 @@
 2. **Books**, in id order: a book's row before its copies, loans and hold queue are read or
    changed (every change to a checkout or a hold, its deletion included, locks its book:
    ``lock_book``, ``lock_book_of``, ``lock_books``).
-3. The **checkout and hold rows** of those books (``lock_record``, ``lock_records``).
-4. The **logs**, ``"CheckoutEvents"`` then ``"HoldEvents"`` (``lock_logs``): last, and held
-   from the first append to the commit.
+3. **Items** of those books, in id order (``lock_item``): every change to an item (its status,
+   its branch, its transit) takes its book's lock first, so an item's changes are ordered by
+   its book's as the book's loans and holds are. An item is found by its barcode before any
+   lock (``find_item``: items never change book), then locked in this order.
+4. The **checkout and hold rows** of those books (``lock_record``, ``lock_records``).
+5. The **logs**, ``"CheckoutEvents"``, ``"HoldEvents"`` then ``"ItemEvents"`` (``lock_logs``):
+   last, and held from the first append to the commit.
 
 A transaction never waits for a lock earlier in this order than one it holds, so no two
 transactions can wait for each other: there is no deadlock to detect or retry.
@@ -28,7 +32,7 @@ from booknexus.accounts.models import User
 from booknexus.accounts.roles import LIBRARIAN
 from booknexus.catalog.models import Book
 from booknexus.circulation.eventlog.streams import CHECKOUTS, Stream
-from booknexus.circulation.models import Checkout, Hold
+from booknexus.circulation.models import Checkout, Hold, Item
 from booknexus.refusals import NotFound
 
 # any constant unique to BookNexus's startup repair: pg_advisory_xact_lock takes a bigint key
@@ -105,7 +109,31 @@ def lock_books_of_user(session: Session, user_id: int) -> list[int]:
     )
 
 
-# --- 3. checkouts and holds ----------------------------------------------------------------
+# --- 3. items -----------------------------------------------------------------------------
+
+
+def lock_item(session: Session, item_id: int) -> Item:
+    """An item whose book the caller has locked."""
+    item = session.get(Item, item_id, with_for_update=True, populate_existing=True)
+    if item is None:
+        raise NotFound("item", item_id)
+    return item
+
+
+def lock_items(session: Session, item_ids: Select) -> list[Item]:
+    """The items ``item_ids`` selects, in id order (their books locked by the caller)."""
+    return list(
+        session.scalars(
+            select(Item)
+            .where(Item.id.in_(item_ids))
+            .order_by(Item.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+# --- 4. checkouts and holds ----------------------------------------------------------------
 
 
 def lock_record(session: Session, record: type, record_id: int):
@@ -122,11 +150,11 @@ def lock_records(session: Session, ids: Select) -> list[int]:
     return list(session.scalars(ids.with_for_update()))
 
 
-# --- 4. the logs ---------------------------------------------------------------------------
+# --- 5. the logs ---------------------------------------------------------------------------
 
 
 def log_lock_statement(stream: Stream) -> str:
-    """The statement of step 4, also run by the capture triggers (``eventlog.capture``) when
+    """The statement of step 5, also run by the capture triggers (``eventlog.capture``) when
     a change made by hand in SQL is logged: the same locks, in the same order."""
     return f"LOCK TABLE {', '.join(stream.lock_tables)} IN EXCLUSIVE MODE"
 

@@ -145,7 +145,7 @@ def anonymise_records(
     if not record_ids:
         return 0
     capture.mark(session)  # the app logs this change itself
-    lock_logs(session, stream)  # step 4: a tailing reader never sees a record half rewritten
+    lock_logs(session, stream)  # step 5: a tailing reader never sees a record half rewritten
     _mark_anonymising(session)
     records = stream.records
     session.execute(update(records).where(records.c.id.in_(record_ids)).values(userId=anonymous))

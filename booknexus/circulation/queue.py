@@ -1,25 +1,28 @@
-"""The hold queue of a book: who gets the next free copy, and when a set-aside copy lapses.
+"""The hold queue of a book: first come, first served, and the pickup windows that lapse.
 
-Every change to a book's loans or holds happens under its row lock (``locks.lock_book``),
-then calls ``settle``: ready holds past their pickup date expire, and each free copy goes to
-the first waiting hold. So after every command:
-    open loans + ready holds <= copies, and a copy is free only if nobody is waiting.
+Every change to a book's loans, holds and items happens under its row lock (``locks.lock_book``),
+then calls ``settle``: ready holds past their pickup date expire, and each lets its item go
+(``routing.release``: to the next hold if it is picked up at that branch, else free on the
+shelf). A waiting hold gets an item only when one is captured for it (``routing``): the item
+must be in the desk's hands, so no count makes a hold ready by itself.
 
 The queue's moves are consequences, not anybody's acts: a hold that becomes ready because
-someone else returned, cancelled or borrowed records ``actor: null`` (as an expiry does), so
-one reader's id never lands in another reader's record; only a reader's own hold becoming
-ready in their own command records them.
+someone else's hold lapsed or was cancelled records ``actor: null`` (as an expiry does), so
+one reader's id never lands in another reader's record; only a reader's own hold moving in
+their own command records them.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, bindparam, case, func, or_, select, text
+from sqlalchemy import ColumnElement, bindparam, case, func, select, text
 from sqlalchemy.orm import Session, aliased
 
 from booknexus.catalog.models import Book
+from booknexus.circulation import locks
 from booknexus.circulation.eventlog import append as eventlog
-from booknexus.circulation.models import EXPIRED, READY, WAITING, Checkout, Hold
+from booknexus.circulation.models import EXPIRED, READY, WAITING, Hold
+from booknexus.circulation.routing import release
 from booknexus.circulation.rules import Rules
 from booknexus.db.schema import UTCDateTime, isoformat, utcnow
 
@@ -71,47 +74,41 @@ def shelf(session: Session, book_id: int, now: datetime) -> Shelf:
 def settle(
     session: Session, book: Book, limits: Rules, actor: int | None, now: datetime | None = None
 ) -> Shelf:
-    """Expire the book's lapsed ready holds, then give its free copies to the queue, in order.
+    """Expire the book's lapsed ready holds, each letting its item go.
 
     The caller holds the book's row lock. Each change is logged. Returns the book's
     circulation afterwards; on a quiet book (the usual case) that is one query.
     """
     now = now or utcnow()
     state = shelf(session, book.id, now)
-    if not state.lapsed and not (state.waiting and book.copies > state.on_loan + state.set_aside):
+    if not state.lapsed:
         return state
-    lapsed = session.scalars(
+    lapsed_holds = (
         select(Hold)
         .where(Hold.book_id == book.id, Hold.status == READY, Hold.expires_at <= now)
         .order_by(Hold.id)
-    ).all()
-    for hold in lapsed:
+    )
+    # their items first (lock order, step 3), then the holds
+    items = locks.lock_items(
+        session, lapsed_holds.with_only_columns(Hold.item_id).where(Hold.item_id.is_not(None))
+    )
+    for hold in session.scalars(lapsed_holds).all():
         expire(session, hold)
-    free = book.copies - state.on_loan - (state.set_aside - len(lapsed))
-    if free > 0 and state.waiting:
-        first = session.scalars(
-            select(Hold).where(Hold.book_id == book.id, Hold.status == WAITING).order_by(Hold.id).limit(free)
-        ).all()
-        for hold in first:
-            hold.status = READY
-            hold.ready_at = now
-            hold.expires_at = now + limits.pickup_period
-            session.flush()
-            eventlog.append(session, hold, eventlog.READY, actor=actor if hold.user_id == actor else None)
+    for item in items:
+        release(session, item, limits, actor, now, reason="hold_expired")
     return shelf(session, book.id, now)
 
 
-def books_freed_by(session: Session, user_id: int) -> list[int]:
-    """Books whose queue moves when this user goes: a copy they hold or have on loan comes
-    free and somebody else is waiting for it. In id order, the order to lock them in."""
-    theirs = or_(
-        Book.id.in_(
-            select(Checkout.book_id).where(Checkout.user_id == user_id, Checkout.returned_at.is_(None))
-        ),
-        Book.id.in_(select(Hold.book_id).where(Hold.user_id == user_id, Hold.status == READY)),
+def items_freed_by(session: Session, user_id: int) -> list[int]:
+    """Items on the hold shelf for this user's ready holds: free when the user goes. In id
+    order, the order to lock them in (the caller holds their books)."""
+    return list(
+        session.scalars(
+            select(Hold.item_id)
+            .where(Hold.user_id == user_id, Hold.status == READY, Hold.item_id.is_not(None))
+            .order_by(Hold.item_id)
+        )
     )
-    waited_for = Book.id.in_(select(Hold.book_id).where(Hold.status == WAITING, Hold.user_id != user_id))
-    return list(session.scalars(select(Book.id).where(theirs, waited_for).order_by(Book.id)))
 
 
 def books_with_lapsed_holds(session: Session, now: datetime) -> list[int]:

@@ -1,7 +1,8 @@
 """The library's loan rules: read from the settings once, checked before lending or holding.
 
 A member may have at most ``booknexus.max_loans`` open loans and ``booknexus.max_holds``
-waiting or ready holds, and may not borrow or place holds while a loan of theirs is overdue.
+open holds (waiting, in transit or ready), and may not borrow or place holds while a loan
+of theirs is overdue.
 """
 
 from dataclasses import dataclass
@@ -44,9 +45,9 @@ BORROWER = (
            min(CASE WHEN "dueAt" < :now THEN "dueAt" END) AS overdue,
            count(CASE WHEN "bookId" = :book THEN 1 END) AS loans_of_book,
            (SELECT id FROM "Holds" WHERE "userId" = :user AND "bookId" = :book
-                                    AND status IN ('waiting', 'ready')) AS hold,
+                                    AND status IN ('waiting', 'in_transit', 'ready')) AS hold,
            (SELECT count(*) FROM "Holds" WHERE "userId" = :user
-                                          AND status IN ('waiting', 'ready')) AS holds
+                                          AND status IN ('waiting', 'in_transit', 'ready')) AS holds
     FROM "Checkouts" WHERE "userId" = :user AND "returnedAt" IS NULL
 """)
     .bindparams(bindparam("now", type_=UTCDateTime))

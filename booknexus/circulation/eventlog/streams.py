@@ -9,15 +9,18 @@ from dataclasses import dataclass
 
 from sqlalchemy import Table, inspect
 
-from booknexus.circulation.eventlog.models import CheckoutEvent, HoldEvent
-from booknexus.circulation.models import Checkout, Hold
+from booknexus.circulation.eventlog.models import CheckoutEvent, HoldEvent, ItemEvent
+from booknexus.circulation.models import Checkout, Hold, Item
 
 # event types
 CHECKED_OUT = "checked_out"
 RENEWED = "renewed"
 RETURNED = "returned"
+LOST = "lost"  # a loan closed: its reader declared the item lost
+CLAIMED_RETURNED = "claimed_returned"  # a loan closed: its reader says they returned it
 PLACED = "placed"
 READY = "ready"
+SENT = "in_transit"  # a hold's item is on its way to the pickup branch
 FULFILLED = "fulfilled"
 CANCELLED = "cancelled"
 EXPIRED = "expired"
@@ -29,6 +32,16 @@ UPDATED = "updated"  # a record changed by hand (reason "external")
 # record still in its table keeps its state, one already gone is marked ``"gone": true``
 ANONYMISED = "anonymised"
 ENDING = (DELETED, PURGED)  # after these the record no longer exists
+# an item's events (besides IMPORTED, UPDATED, DELETED and PURGED, which every log has)
+CREATED = "created"
+STATUS_CHANGED = "status_changed"
+MOVED = "moved"  # its home or current branch changed by a librarian
+EDITED = "edited"  # its barcode, item type or call number changed by a librarian
+TRANSIT_SENT = "transit_sent"
+TRANSIT_RECEIVED = "transit_received"
+CAPTURED = "captured"  # set aside for a hold (on the hold shelf, or in transit to it)
+FOUND = "found"  # a missing, lost or claimed-returned item seen again
+WITHDRAWN = "withdrawn"
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,8 @@ class Stream:
     # LOCK TABLE list: a stream also locks every log before it, always in this order, so two
     # transactions appending to both logs can never wait for each other's lock
     lock_tables: tuple[str, ...]
+    # the columns naming what a record belongs to, in the record and in its log alike
+    subjects: tuple[str, ...] = ("userId", "bookId")
 
     @property
     def records(self) -> Table:
@@ -67,7 +82,7 @@ CHECKOUTS = Stream(
     event=CheckoutEvent,
     key="checkoutId",
     timestamps=("checkedOutAt", "dueAt", "returnedAt"),
-    values=("renewals",),
+    values=("renewals", "itemId", "branchId", "outcome"),
     lock_tables=('"CheckoutEvents"',),
 )
 HOLDS = Stream(
@@ -76,7 +91,28 @@ HOLDS = Stream(
     event=HoldEvent,
     key="holdId",
     timestamps=("placedAt", "readyAt", "expiresAt", "endedAt"),
-    values=("status",),
+    values=("status", "pickupBranchId", "itemId"),
     lock_tables=('"CheckoutEvents"', '"HoldEvents"'),
 )
+ITEMS = Stream(
+    name="items",
+    record=Item,
+    event=ItemEvent,
+    key="itemId",
+    timestamps=("transitSentAt",),
+    values=(
+        "barcode",
+        "homeBranchId",
+        "currentBranchId",
+        "transitToBranchId",
+        "itemType",
+        "callNumber",
+        "status",
+    ),
+    lock_tables=('"CheckoutEvents"', '"HoldEvents"', '"ItemEvents"'),
+    subjects=("bookId",),
+)
+# the logs of records that belong to readers (the ones reader privacy works on)
 STREAMS = {stream.record: stream for stream in (CHECKOUTS, HOLDS)}
+# every log, in lock order
+LOGS = {stream.record: stream for stream in (CHECKOUTS, HOLDS, ITEMS)}

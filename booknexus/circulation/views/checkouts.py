@@ -8,10 +8,11 @@ from sqlalchemy import bindparam, select
 
 from booknexus.accounts.roles import MANAGE
 from booknexus.circulation import commands
-from booknexus.circulation.models import Checkout
+from booknexus.circulation.models import CLAIMED, DECLARED_LOST, Checkout
 from booknexus.circulation.privacy import policy
 from booknexus.circulation.rules import rules
 from booknexus.circulation.serialize import serialize_checkout
+from booknexus.circulation.views.places import branch_id_of
 from booknexus.db.schema import attribute_columns, utcnow
 from booknexus.web.api import api_view, keyset_rows, keyset_statement, path_id, query_params
 from booknexus.web.errors import ApiError, not_found
@@ -63,6 +64,7 @@ def create_checkout(request):
         request.authenticated_userid,
         body["userId"],
         body["bookId"],
+        branch_id_of(request, body.get("branchId")),
         rules=rules(request),
         days=body.get("days"),
         override=override,
@@ -92,14 +94,37 @@ def delete_checkout(request):
 
 @api_view(route_name="checkout_return", request_method="POST")
 def return_checkout(request):
-    checkout = commands.return_loan(
+    """The item back at its loan's branch, routed as the desk's check-in routes it."""
+    done = commands.return_loan(
         request.dbsession,
         request.authenticated_userid,
         path_id(request),
         rules=rules(request),
         policy=policy(request),
     )
+    return serialize_checkout(done.checkout)
+
+
+def close_as(request, outcome: str):
+    checkout = commands.close_loan_as(
+        request.dbsession,
+        request.authenticated_userid,
+        path_id(request),
+        outcome,
+        rules=rules(request),
+        policy=policy(request),
+    )
     return serialize_checkout(checkout)
+
+
+@api_view(route_name="checkout_lost", request_method="POST")
+def declare_lost(request):
+    return close_as(request, DECLARED_LOST)
+
+
+@api_view(route_name="checkout_claimed_returned", request_method="POST")
+def claim_returned(request):
+    return close_as(request, CLAIMED)
 
 
 @api_view(route_name="checkout_renew", request_method="POST", permission="renew")

@@ -7,11 +7,13 @@ from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import bindparam, select
 
 from booknexus.circulation import commands
-from booknexus.circulation.models import Hold
+from booknexus.circulation.models import Hold, Item
 from booknexus.circulation.privacy import policy
 from booknexus.circulation.queue import queue_position
 from booknexus.circulation.rules import rules
-from booknexus.circulation.serialize import serialize_hold
+from booknexus.circulation.serialize import serialize_hold, serialize_item
+from booknexus.circulation.views.desk import serialize_route
+from booknexus.circulation.views.places import branch_id_of
 from booknexus.db.schema import attribute_columns
 from booknexus.web.api import api_view, keyset_rows, keyset_statement, path_id, query_params
 from booknexus.web.errors import not_found
@@ -52,10 +54,33 @@ def list_holds(request):
 def place_hold(request):
     body = request.openapi_validated.body
     hold = commands.place_hold(
-        request.dbsession, request.authenticated_userid, body["userId"], body["bookId"], rules=rules(request)
+        request.dbsession,
+        request.authenticated_userid,
+        body["userId"],
+        body["bookId"],
+        branch_id_of(request, body.get("pickupBranchId")),
+        rules=rules(request),
     )
     request.response.status_int = 201
     return with_position(request, hold.id)
+
+
+@api_view(route_name="hold_capture", request_method="POST")
+def capture_hold(request):
+    """A librarian pulled an item for a waiting hold: the hold shelf here, or a transit."""
+    body = request.openapi_validated.body
+    hold, route = commands.capture_hold(
+        request.dbsession,
+        request.authenticated_userid,
+        path_id(request),
+        body["itemBarcode"],
+        branch_id_of(request, body.get("branchId")),
+        rules=rules(request),
+    )
+    return {
+        **serialize_route(request, route),
+        "item": serialize_item(request.dbsession.get(Item, hold.item_id)),
+    }
 
 
 @api_view(route_name="hold", request_method="GET", permission="view")
