@@ -56,6 +56,8 @@ BARCODE_FORM = {
     "postgresql": "barcode ~ '^[A-Z0-9-]{1,32}$'",
     "sqlite": "length(barcode) BETWEEN 1 AND 32 AND barcode NOT GLOB '*[^A-Z0-9-]*'",
 }
+OLD_HOLD_STATUSES = "status IN ('waiting', 'ready', 'fulfilled', 'cancelled', 'expired')"
+NEW_HOLD_STATUSES = "status IN ('waiting', 'in_transit', 'ready', 'fulfilled', 'cancelled', 'expired')"
 OLD_OPEN = sa.text("status IN ('waiting', 'ready')")
 NEW_OPEN = sa.text("status IN ('waiting', 'in_transit', 'ready')")
 LOAN_OPEN = sa.text('"returnedAt" IS NULL')
@@ -165,6 +167,32 @@ def add_columns(dialect: str) -> None:
                 deleting = f" ON DELETE {on_delete}" if on_delete else ""
                 reference = f' {constraint}REFERENCES "{target}" (id){deleting} ON UPDATE CASCADE'
             op.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {type_}{reference}')
+
+
+def hold_statuses(dialect: str, old: str, new: str) -> None:
+    """ck_Holds_ck_Holds_status (so named by revision 0005's naming convention) admits ``new``
+    instead of ``old``. SQLite cannot alter a constraint: its documented procedure for a constraint that every row satisfies either way is to rewrite the
+    table's definition in the schema and bump the schema version (no table rebuild, so the
+    capture triggers and indexes stay). PostgreSQL swaps the constraint and validates it."""
+    if dialect == "postgresql":
+        op.execute('ALTER TABLE "Holds" DROP CONSTRAINT "ck_Holds_ck_Holds_status"')
+        op.execute(f'ALTER TABLE "Holds" ADD CONSTRAINT "ck_Holds_ck_Holds_status" CHECK ({new}) NOT VALID')
+        op.execute('ALTER TABLE "Holds" VALIDATE CONSTRAINT "ck_Holds_ck_Holds_status"')
+        return
+    bind = op.get_bind()
+    version = bind.exec_driver_sql("PRAGMA schema_version").scalar()
+    bind.exec_driver_sql("PRAGMA writable_schema = ON")
+    changed = bind.execute(
+        sa.text(
+            "UPDATE sqlite_master SET sql = replace(sql, :old, :new) WHERE type = 'table' AND name = 'Holds'"
+        ),
+        {"old": old, "new": new},
+    ).rowcount
+    bind.exec_driver_sql(f"PRAGMA schema_version = {version + 1}")
+    bind.exec_driver_sql("PRAGMA writable_schema = OFF")
+    definition = bind.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'Holds'").scalar()
+    if changed != 1 or new not in definition:
+        raise RuntimeError(f'"Holds" has no constraint {old!r} to widen: {definition}')
 
 
 def series(dialect: str) -> str:
@@ -313,6 +341,7 @@ def upgrade():
     capture.uninstall(op.get_bind(), (streams.CHECKOUTS, streams.HOLDS))
     create_tables(dialect)
     add_columns(dialect)
+    hold_statuses(dialect, OLD_HOLD_STATUSES, NEW_HOLD_STATUSES)
     convert(dialect, prefix, branch)
     op.drop_index("uq_Holds_userId_bookId_open", "Holds")
     op.create_index(
@@ -333,7 +362,9 @@ def upgrade():
     )
     op.create_index("ix_Holds_itemId", "Holds", ["itemId"])
     waiting = sa.text("status = 'waiting'")
-    op.create_index("ix_Holds_bookId_waiting", "Holds", ["bookId"], postgresql_where=waiting, sqlite_where=waiting)
+    op.create_index(
+        "ix_Holds_bookId_waiting", "Holds", ["bookId"], postgresql_where=waiting, sqlite_where=waiting
+    )
     for name, columns in (
         ("ix_Items_bookId_status", ["bookId", "status"]),
         ("ix_Items_currentBranchId_status", ["currentBranchId", "status"]),
@@ -356,6 +387,7 @@ def downgrade():
     op.drop_index("ix_Holds_bookId_waiting", "Holds")
     op.drop_index("uq_Holds_userId_bookId_open", "Holds")
     op.execute("""UPDATE "Holds" SET status = 'waiting' WHERE status = 'in_transit'""")
+    hold_statuses(dialect, NEW_HOLD_STATUSES, OLD_HOLD_STATUSES)
     op.create_index(
         "uq_Holds_userId_bookId_open",
         "Holds",

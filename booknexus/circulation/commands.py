@@ -355,7 +355,7 @@ def _check_in(
             RETURNED,
             eventlog.RETURNED,
             policy=policy,
-            branchId=branch_id,
+            returnBranchId=branch_id,
         )
         result.checkout = loan
     result.route = _route_scanned(session, actor, item, branch_id, result, rules, now)
