@@ -14,7 +14,6 @@ from helpers import (
     error_code,
     hold,
     hold_events,
-    items_of,
     make_book,
     make_user,
     ready_hold,
