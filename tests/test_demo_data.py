@@ -23,7 +23,12 @@ def test_demo_data_is_loaded_once_and_its_log_replays(backend, fresh_database, c
         librarians = connection.execute(
             sa.text("""SELECT count(*) FROM "Users" WHERE role = 'librarian'""")
         ).scalar()
+        items = connection.execute(sa.text('SELECT status, count(*) FROM "Items" GROUP BY status')).all()
+        holds = connection.execute(sa.text('SELECT status FROM "Holds"')).scalars().all()
+    # every copy an item; both of Dune's on loan to Ada, Alan waiting for one
+    assert dict(items) == {"checked_out": 2, "available": sum(c for *_, c in demo_data.BOOKS) - 2}
+    assert holds == ["waiting"]
     with sa.orm.Session(engine) as session:
         assert not any(compare_all(session))
     engine.dispose()
-    assert (books, loans, librarians) == (len(demo_data.BOOKS), 1, 1)
+    assert (books, loans, librarians) == (len(demo_data.BOOKS), 2, 1)

@@ -1,23 +1,25 @@
-"""booknexus-demo-data <ini>: a few users, books and loans, only if the database is empty."""
+"""booknexus-demo-data <ini>: a few users with library cards, books with their items, a loan
+and a hold, only if the database is empty."""
 
 import argparse
 import sys
-from datetime import timedelta
 
+from pyramid.paster import get_appsettings
 from sqlalchemy import func, select
 
 from booknexus.accounts.librarians import create_or_promote_librarian
 from booknexus.accounts.models import ANONYMOUS_READER, User
 from booknexus.accounts.passwords import hash_password
+from booknexus.branches.queries import default_branch
 from booknexus.catalog.isbn import normalise
 from booknexus.catalog.models import Book
-from booknexus.circulation.eventlog import append as eventlog
-from booknexus.circulation.models import Checkout
+from booknexus.circulation import commands
+from booknexus.circulation.inventory import add_copies, barcode_prefix
+from booknexus.circulation.rules import Rules
 from booknexus.db.engines import get_session_factory
-from booknexus.db.schema import utcnow
 from booknexus.operations.scripts import database_of
 
-USERS = [("Ada Lovelace", "ada@example.org"), ("Alan Turing", "alan@example.org")]
+USERS = [("Ada Lovelace", "ada@example.org", "C-0001"), ("Alan Turing", "alan@example.org", "C-0002")]
 # demo credentials, printed by `make run`: for a local demo only
 LIBRARIAN = ("Lena Librarian", "librarian@example.org", "librarian-demo-pass")
 MEMBER_PASSWORD = "member-demo-pass"  # Ada's
@@ -28,22 +30,23 @@ BOOKS = [
 ]
 
 
-def load(session) -> bool:
+def load(session, settings: dict) -> bool:
     # empty but for the anonymous reader every database has (revision 0010)
     if session.scalar(select(func.count()).select_from(User).where(User.role != ANONYMOUS_READER)):
         return False
-    users = [User(name=name, email=email) for name, email in USERS]
+    users = [User(name=name, email=email, card_number=card) for name, email, card in USERS]
     users[0].password_hash = hash_password(MEMBER_PASSWORD)
     books = [Book(title=t, author=a, isbn=normalise(i), copies=c) for t, a, i, c in BOOKS]
     session.add_all(users + books)
     session.flush()
-    now = utcnow()
-    checkout = Checkout(
-        user_id=users[0].id, book_id=books[0].id, checked_out_at=now, due_at=now + timedelta(days=14)
-    )
-    session.add(checkout)
-    session.flush()
-    eventlog.append(session, checkout, eventlog.CHECKED_OUT, actor=None)
+    branch = default_branch(session, settings).id
+    for book in books:
+        add_copies(session, book, book.copies, branch, barcode_prefix(settings))
+    # through the commands, as the desk would: Ada has Dune out, Alan waits for it
+    rules = Rules.from_settings(settings)
+    commands.check_out(session, None, users[0].id, books[0].id, branch, rules=rules)
+    commands.check_out(session, None, users[0].id, books[0].id, branch, rules=rules)
+    commands.place_hold(session, None, users[1].id, books[0].id, branch, rules=rules)
     name, email, password = LIBRARIAN
     create_or_promote_librarian(session, email, password, name)
     return True
@@ -57,7 +60,7 @@ def main(argv=None):
     # is a GET, which the app serves read-only, outside any transaction)
     with database_of(args.config_uri) as engine:
         with get_session_factory(engine)() as session, session.begin():
-            loaded = load(session)
+            loaded = load(session, get_appsettings(args.config_uri))
     print("demo data loaded" if loaded else "database not empty: demo data left out")
     print(f"demo librarian: {LIBRARIAN[1]} / {LIBRARIAN[2]}")
     print(f"demo member:    {USERS[0][1]} / {MEMBER_PASSWORD}")
