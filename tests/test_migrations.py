@@ -1,6 +1,7 @@
 """Alembic takes any legacy BookNexus database (Node/Sequelize) to a clean head."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -8,10 +9,12 @@ from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
+from alembic.config import Config
 from alembic.script import ScriptDirectory
-from conftest import ROOT, alembic_config, downgrade, migrate
+from conftest import ROOT, alembic_config, database_url_env, downgrade, migrate
 
-from booknexus.circulation.eventlog.projection import compare
+from alembic import command
+from booknexus.circulation.eventlog.projection import compare, compare_all
 from booknexus.db.engines import DATABASE_URL_ENV, get_engine
 from booknexus.operations.foreign_keys import checkout_foreign_keys, problems
 
@@ -322,3 +325,210 @@ def test_rolling_back_an_adopted_legacy_database_keeps_the_librarys_data(backend
     migrate(url)
     assert not head_state(url)["drift"]
     assert query(url, 'SELECT count(*) FROM "Checkouts"') == [(3,)]
+
+
+# A library of the old back end for the items conversion (revision 0017), without orphans:
+# every loan must come through. Book 2 has more open loans and ready holds than copies.
+LIBRARY_COPIES = {1: 2, 2: 1, 3: 3, 4: 1}
+# (id, userId, bookId, returned)
+LIBRARY_LOANS = [
+    (1, 1, 1, False),
+    (2, 2, 1, True),
+    (3, 3, 2, False),
+    (4, 4, 2, False),
+    (5, 5, 3, False),
+    (6, 1, 3, True),
+    (7, 2, 4, True),
+    (8, 6, 2, True),
+]
+# (userId, bookId, status): put in at revision 0016, the legacy schema having no holds
+LIBRARY_HOLDS = [
+    (2, 2, "ready"),
+    (1, 2, "waiting"),
+    (6, 3, "ready"),
+    (2, 3, "waiting"),
+    (3, 1, "waiting"),
+    (4, 4, "cancelled"),
+]
+# every book's items after the upgrade: copies first, then the loans' and ready holds' items
+LIBRARY_ITEMS = {
+    1: ["checked_out", "available"],
+    2: ["checked_out", "checked_out", "on_hold_shelf"],  # the anomaly: two items created
+    3: ["checked_out", "on_hold_shelf", "available"],
+    4: ["available"],
+}
+
+
+def build_legacy_library(url: str) -> None:
+    engine = sa.create_engine(url)
+    dialect = engine.dialect.name
+    t0, t1, t2 = (sqlite_ts(value, dialect) for value in (T0, T1, T2))
+    with engine.begin() as connection:
+        for statement in legacy_ddl(dialect, "sequelize"):
+            connection.exec_driver_sql(statement)
+        for i in range(1, 7):
+            connection.exec_driver_sql(
+                'INSERT INTO "Users" (name, email, "createdAt", "updatedAt") '
+                f"VALUES ('Reader {i}', 'reader{i}@example.org', '{t0}', '{t0}')"
+            )
+        for book_id, copies in LIBRARY_COPIES.items():
+            connection.exec_driver_sql(
+                'INSERT INTO "Books" (id, title, author, isbn, copies, "createdAt", "updatedAt") '
+                f"VALUES ({book_id}, 'Book {book_id}', 'Author', NULL, {copies}, '{t0}', '{t0}')"
+            )
+        for checkout_id, user_id, book_id, returned in LIBRARY_LOANS:
+            returned_sql = f"'{t2}'" if returned else "NULL"
+            connection.exec_driver_sql(
+                'INSERT INTO "Checkouts" (id, "userId", "bookId", "checkedOutAt", "dueAt", "returnedAt", '
+                f'"createdAt", "updatedAt") VALUES ({checkout_id}, {user_id}, {book_id}, '
+                f"'{t0}', '{t1}', {returned_sql}, '{t0}', '{t0}')"
+            )
+        if dialect == "postgresql":
+            connection.exec_driver_sql("SELECT setval('\"Books_id_seq\"', 4)")
+            connection.exec_driver_sql("SELECT setval('\"Checkouts_id_seq\"', 8)")
+    engine.dispose()
+
+
+def add_library_holds(url: str) -> None:
+    """The holds, written by hand at revision 0016 (its capture triggers log them)."""
+    engine = sa.create_engine(url)
+    stamp, expires = (sqlite_ts(value, engine.dialect.name) for value in (T2, T1))
+    with engine.begin() as connection:
+        for user_id, book_id, status in LIBRARY_HOLDS:
+            ready_at, expires_at, ended_at = {
+                "ready": (f"'{stamp}'", f"'{expires}'", "NULL"),
+                "waiting": ("NULL", "NULL", "NULL"),
+            }.get(status, ("NULL", "NULL", f"'{stamp}'"))
+            connection.exec_driver_sql(
+                'INSERT INTO "Holds" ("userId", "bookId", status, "placedAt", "readyAt", "expiresAt", '
+                f'"endedAt", "createdAt", "updatedAt") VALUES ({user_id}, {book_id}, \'{status}\', '
+                f"'{stamp}', {ready_at}, {expires_at}, {ended_at}, '{stamp}', '{stamp}')"
+            )
+    engine.dispose()
+
+
+def items_ini(tmp_path, **settings) -> Config:
+    """An ini with the app's settings given and nothing else (no logging: caplog sees alembic)."""
+    lines = "".join(f"booknexus.items.{key} = {value}\n" for key, value in settings.items())
+    ini = tmp_path / "items.ini"
+    ini.write_text(
+        "[app:main]\nuse = egg:booknexus\nsqlalchemy.url = sqlite://\n"
+        f"{lines}\n[alembic]\nscript_location = {ROOT / 'alembic'}\n"
+    )
+    return Config(str(ini))
+
+
+def drifts(url: str) -> list:
+    engine = get_engine({"sqlalchemy.url": url})
+    with engine.connect() as connection, sa.orm.Session(bind=connection) as session:
+        found = compare_all(session)
+    engine.dispose()
+    return found
+
+
+def test_the_items_upgrade_keeps_every_loan_and_lends_each_an_item(backend, empty_database, tmp_path, caplog):
+    url = empty_database(backend)
+    build_legacy_library(url)
+    migrate(url, "0016")
+    add_library_holds(url)
+    loans_before = query(
+        url, 'SELECT id, "userId", "bookId", "returnedAt" IS NULL FROM "Checkouts" ORDER BY id'
+    )
+    assert [tuple(row) for row in loans_before] == [(i, u, b, not r) for i, u, b, r in LIBRARY_LOANS]
+
+    # the ini of the first upgrade configured logging, taking caplog's handler off the root logger
+    alembic_log = logging.getLogger("alembic")
+    alembic_log.addHandler(caplog.handler)
+    try:
+        with database_url_env(url):
+            command.upgrade(items_ini(tmp_path), "head")  # no barcode_prefix setting: BN
+    finally:
+        alembic_log.removeHandler(caplog.handler)
+
+    # every loan is still there, as it was
+    loans = query(
+        url,
+        'SELECT id, "userId", "bookId", "returnedAt" IS NULL, "itemId", "branchId" FROM "Checkouts" ORDER BY id',
+    )
+    assert [tuple(row[:4]) for row in loans] == [tuple(row) for row in loans_before]
+    assert [(row[0], row[4], row[5]) for row in loans if not row[3]] == [
+        (i, None, None) for i, _, _, returned in LIBRARY_LOANS if returned
+    ]
+    items = {
+        row[0]: tuple(row[1:])
+        for row in query(
+            url, 'SELECT id, "bookId", barcode, status, "homeBranchId", "currentBranchId" FROM "Items"'
+        )
+    }
+    # every open loan has an item of its own book, checked out, at the default branch; none shares one
+    open_loans = [row for row in loans if row[3]]
+    assert len(open_loans) == 4
+    for checkout_id, _, book_id, _, item_id, branch_id in open_loans:
+        assert items[item_id][0] == book_id and items[item_id][2] == "checked_out", checkout_id
+        assert branch_id == 1
+    assert len({row[4] for row in open_loans}) == len(open_loans)
+    # ready holds have an item of their book on the hold shelf; the open ones pick up at the default branch
+    holds = query(url, 'SELECT "bookId", status, "itemId", "pickupBranchId" FROM "Holds" ORDER BY id')
+    ready = [row for row in holds if row[1] == "ready"]
+    assert [(book_id, items[item_id][2]) for book_id, _, item_id, _ in ready] == [
+        (2, "on_hold_shelf"),
+        (3, "on_hold_shelf"),
+    ]
+    assert all(items[item_id][0] == book_id for book_id, _, item_id, _ in ready)
+    assert {row[2] for row in ready}.isdisjoint(row[4] for row in open_loans)
+    assert [(status, item_id, branch) for _, status, item_id, branch in holds if status != "ready"] == [
+        ("waiting", None, 1),
+        ("waiting", None, 1),
+        ("waiting", None, 1),
+        ("cancelled", None, None),
+    ]
+    # every book has exactly ``copies`` items not withdrawn; the anomaly's copies were raised to match
+    copies = dict(query(url, 'SELECT id, copies FROM "Books"'))
+    assert copies == {**LIBRARY_COPIES, 2: 3}
+    per_book = {}
+    for book_id, barcode, status, home, current in sorted(items.values(), key=lambda item: item[1]):
+        per_book.setdefault(book_id, []).append(status)
+        assert (home, current) == (1, 1)
+        assert barcode.startswith(f"BN{book_id}-")
+    assert per_book == LIBRARY_ITEMS
+    assert {book_id: len(statuses) for book_id, statuses in per_book.items()} == copies
+    assert sorted(barcode for _, barcode, *_ in items.values()) == sorted(
+        f"BN{book_id}-{n}" for book_id, count in copies.items() for n in range(1, count + 1)
+    )
+    warnings = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "items:" in r.getMessage()
+    ]
+    assert warnings == [
+        "items: 1 books had more open loans and ready holds than copies: "
+        "their missing items were created and their copies raised to match"
+    ]
+
+    # the logs learnt it all, and replay of each gives its table back
+    created = query(url, 'SELECT "itemId" FROM "ItemEvents" WHERE type = \'created\' ORDER BY "itemId"')
+    assert [row[0] for row in created] == sorted(items)
+    for table, key, expected in (
+        ("CheckoutEvents", "checkoutId", sorted(row[0] for row in open_loans)),
+        ("HoldEvents", "holdId", [1, 2, 3, 4, 5]),
+    ):
+        updated = query(url, f'SELECT "{key}", data FROM "{table}" WHERE type = \'updated\' ORDER BY "{key}"')
+        decoded = [
+            (record_id, data if isinstance(data, dict) else json.loads(data)) for record_id, data in updated
+        ]
+        assert [record_id for record_id, data in decoded if data["reason"] == "items"] == expected, table
+    found = drifts(url)
+    assert [drift.stream.name for drift in found] == ["checkouts", "holds", "items"]
+    assert not any(found), "\n".join(drift.report() for drift in found)
+
+
+@pytest.mark.parametrize("prefix", ["B N", "X" * 17, "BN_"], ids=["space", "too long", "underscore"])
+def test_a_bad_barcode_prefix_stops_the_items_upgrade(backend, empty_database, tmp_path, prefix):
+    url = empty_database(backend)
+    build_legacy_library(url)
+    migrate(url, "0016")
+    with database_url_env(url), pytest.raises(ValueError, match="booknexus.items.barcode_prefix = "):
+        command.upgrade(items_ini(tmp_path, barcode_prefix=prefix), "head")
+    assert query(url, "SELECT version_num FROM alembic_version") == [("0016",)]
+    engine = sa.create_engine(url)
+    assert "Items" not in sa.inspect(engine).get_table_names()
+    engine.dispose()
+    assert query(url, 'SELECT count(*) FROM "Checkouts"') == [(len(LIBRARY_LOANS),)]
