@@ -409,3 +409,20 @@ def test_deleting_a_book_deletes_its_items_logged(testapp, dbconnection):
         assert (last["type"], last["data"]["reason"]) == ("deleted", "book_deleted")
     testapp.get(f"/books/{book['id']}/items", status=404)
     assert_replay_clean(dbconnection)
+
+
+def test_a_reader_borrowing_another_copy_lets_their_shelved_one_go_to_the_next_hold(testapp, dbconnection):
+    book = make_book(testapp, copies=2)
+    shelved, other = items_of(testapp, book)
+    ada, bob = reader(testapp, "C-ADA"), reader(testapp, "C-BOB")
+    mine, next_in_line = hold(testapp, ada, book), hold(testapp, bob, book)
+    assert check_in(testapp, shelved["barcode"])["hold"]["id"] == mine["id"]  # pulled for Ada
+    # Ada takes the other copy from the shelf instead: her hold is fulfilled by it
+    loan = lend(testapp, other["barcode"], "C-ADA")
+    assert loan["itemId"] == other["id"]
+    assert testapp.get(f"/holds/{mine['id']}").json["status"] == "fulfilled"
+    # and the copy set aside for her stays on the shelf for Bob, a new pickup window
+    now_bob = testapp.get(f"/holds/{next_in_line['id']}").json
+    assert (now_bob["status"], now_bob["itemId"]) == ("ready", shelved["id"])
+    assert testapp.get(f"/items/{shelved['id']}").json["status"] == "on_hold_shelf"
+    assert_replay_clean(dbconnection)

@@ -1,9 +1,11 @@
 """Random sequences of API calls; after every step, replaying the logs must equal the tables.
 
 A small model of the library predicts each response's status and every hold's status, so
-the machine also checks that the API refuses exactly what it should (no copy left or set
-aside for someone else, already returned, renewal limit, someone waiting, already holding,
-unknown ids) and that every freed copy goes to the first in the queue.
+the machine also checks that the API refuses exactly what it should (no copy on the shelf,
+already returned, renewal limit, someone waiting, already holding, copies below the items
+off the shelf, unknown ids) and that every item coming back to the desk goes to the first in
+the queue (one branch: every hold is picked up where the item is), while a copy on the shelf
+waits there for the desk to pull it. A reader deleted with a loan leaves its item missing.
 """
 
 import uuid
@@ -56,6 +58,7 @@ class Library(RuleBasedStateMachine):
         self.run = uuid.uuid4().hex[:8]  # the emails of this example's readers
         self.live_users: set[int] = set()
         self.copies: dict[int, int] = {}  # live book id -> copies
+        self.shelved: dict[int, int] = {}  # live book id -> items on the shelf
         self.loan_state: dict[int, dict] = {}  # live checkout id -> model
         self.hold_state: dict[int, dict] = {}  # live hold id -> model (any status)
         self.serial = 0
@@ -81,19 +84,19 @@ class Library(RuleBasedStateMachine):
     def open_hold(self, user_id: int, book_id: int) -> int | None:
         return next((h for h in self.holds_on(book_id, *OPEN) if self.hold_state[h]["user"] == user_id), None)
 
-    def settle(self, book_id: int) -> None:
-        """The model of the queue: each free copy to the first waiting hold."""
+    def in_hand(self, book_id: int) -> None:
+        """The model of routing: an item at the desk goes to the first waiting hold, else the shelf."""
         if book_id not in self.copies:
             return
-        free = self.copies[book_id] - self.open_loans(book_id) - len(self.holds_on(book_id, "ready"))
-        for hold_id in self.holds_on(book_id, "waiting")[: max(free, 0)]:
-            self.hold_state[hold_id]["status"] = "ready"
+        waiting = self.holds_on(book_id, "waiting")
+        if waiting:
+            self.hold_state[waiting[0]]["status"] = "ready"
+        else:
+            self.shelved[book_id] += 1
 
     def forget(self, gone) -> None:
         self.loan_state = {k: v for k, v in self.loan_state.items() if not gone(v)}
         self.hold_state = {k: v for k, v in self.hold_state.items() if not gone(v)}
-        for book_id in list(self.copies):
-            self.settle(book_id)
 
     @rule(target=users)
     def add_user(self):
@@ -111,18 +114,18 @@ class Library(RuleBasedStateMachine):
         book = self.client.post_json(
             "/books", {"title": "T", "author": "A", "copies": copies}, status=201
         ).json
-        self.copies[book["id"]] = copies
+        self.copies[book["id"]] = self.shelved[book["id"]] = copies
         return book["id"]
 
     @rule(target=loans, user=users, book=books)
     def check_out(self, user, book):
         mine = self.open_hold(user, book)
-        held_for_others = len([h for h in self.holds_on(book, "ready") if h != mine])
+        shelved_for_me = mine is not None and self.hold_state[mine]["status"] == "ready"
         if user not in self.live_users or book not in self.copies:
             expected = 404
         elif self.loans_of(user) >= MAX_LOANS:
             expected = 409
-        elif self.open_loans(book) + held_for_others >= self.copies[book]:
+        elif not shelved_for_me and not self.shelved[book]:
             expected = 409
         else:
             expected = 201
@@ -130,6 +133,8 @@ class Library(RuleBasedStateMachine):
         if expected != 201:
             return multiple()
         self.loan_state[response.json["id"]] = {"user": user, "book": book, "returned": False, "renewals": 0}
+        if not shelved_for_me:
+            self.shelved[book] -= 1
         if mine is not None:
             self.hold_state[mine]["status"] = "fulfilled"
         return response.json["id"]
@@ -169,8 +174,7 @@ class Library(RuleBasedStateMachine):
         if expected != 201:
             return multiple()
         self.hold_state[response.json["id"]] = {"user": user, "book": book, "status": "waiting"}
-        self.settle(book)
-        assert response.json["status"] == self.hold_state[response.json["id"]]["status"]
+        assert response.json["status"] == "waiting"  # a shelved copy waits for the desk to pull it
         return response.json["id"]
 
     @rule(hold=holds)
@@ -179,21 +183,22 @@ class Library(RuleBasedStateMachine):
         expected = 404 if state is None else 204 if state["status"] in OPEN else 409
         self.client.delete(f"/holds/{hold}", status=expected)
         if expected == 204:
-            state["status"] = "cancelled"
-            self.settle(state["book"])
+            was, state["status"] = state["status"], "cancelled"
+            if was == "ready":  # its item, back in the desk's hands
+                self.in_hand(state["book"])
 
     @rule(book=books, copies=st.integers(1, 3))
     def change_copies(self, book, copies):
         if book not in self.copies:
             expected = 404
-        elif copies < self.open_loans(book) + len(self.holds_on(book, "ready")):
+        elif copies < self.copies[book] - self.shelved[book]:  # only shelved items are withdrawn
             expected = 409
         else:
             expected = 200
         self.client.patch_json(f"/books/{book}", {"copies": copies}, status=expected)
         if expected == 200:
+            self.shelved[book] += copies - self.copies[book]
             self.copies[book] = copies
-            self.settle(book)
 
     def expected_for_change(self, loan: int, renewing: bool) -> int:
         state = self.loan_state.get(loan)
@@ -211,7 +216,7 @@ class Library(RuleBasedStateMachine):
         self.client.post(f"/checkouts/{loan}/return", status=expected)
         if expected == 200:
             self.loan_state[loan]["returned"] = True
-            self.settle(self.loan_state[loan]["book"])
+            self.in_hand(self.loan_state[loan]["book"])
 
     @rule(loan=loans)
     def renew(self, loan):
@@ -224,19 +229,24 @@ class Library(RuleBasedStateMachine):
     def delete_checkout(self, loan):
         state = self.loan_state.pop(loan, None)
         self.client.delete(f"/checkouts/{loan}", status=204 if state else 404)
-        if state:
-            self.settle(state["book"])
+        if state and not state["returned"] and state["book"] in self.copies:
+            self.shelved[state["book"]] += 1  # a loan made by mistake: its item back on the shelf
 
     @rule(user=consumes(users))
     def delete_user(self, user):
         self.client.delete(f"/users/{user}", status=204 if user in self.live_users else 404)
         self.live_users.discard(user)
+        # their loans' items go missing; their ready holds' items to the next in line
+        freed = [h["book"] for h in self.hold_state.values() if h["user"] == user and h["status"] == "ready"]
         self.forget(lambda record: record["user"] == user)
+        for book in freed:
+            self.in_hand(book)
 
     @rule(book=consumes(books))
     def delete_book(self, book):
         self.client.delete(f"/books/{book}", status=204 if book in self.copies else 404)
         self.copies.pop(book, None)
+        self.shelved.pop(book, None)
         self.forget(lambda record: record["book"] == book)
 
     @invariant()

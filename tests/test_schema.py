@@ -98,3 +98,32 @@ def test_what_the_comparison_leaves_out_is_only_the_database_kept_machinery(back
     assert expected <= names
     extra = {(kind, name) for kind, name in names - expected if not name.startswith("BookSearch_")}
     assert not extra, extra
+
+
+def capture_definitions(connection) -> dict[str, str]:
+    """The capture functions and triggers as the database holds them, layout aside."""
+    if connection.dialect.name == "postgresql":
+        functions = "SELECT proname, pg_get_functiondef(oid) FROM pg_proc WHERE proname LIKE '%capture'"
+        triggers = "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname LIKE '%capture%'"
+        found = dict(connection.execute(sa.text(functions)).all()) | dict(
+            connection.execute(sa.text(triggers)).all()
+        )
+    else:
+        triggers = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%capture%'"
+        found = dict(connection.execute(sa.text(triggers)).all())
+    return {name: " ".join(definition.split()) for name, definition in found.items()}
+
+
+def test_the_migrations_install_the_capture_triggers_the_code_would(backend, fresh_database):
+    """A revision carries its own (frozen) trigger SQL: at head it must be what the code builds,
+    or a hand change would be logged without the columns the code replays."""
+    from booknexus.circulation.eventlog import capture
+
+    engine = sa.create_engine(fresh_database(backend))
+    with engine.begin() as connection:
+        migrated = capture_definitions(connection)
+        capture.install(connection)
+        installed = capture_definitions(connection)
+    engine.dispose()
+    assert len(migrated) >= 3 * 3  # three tables' triggers (and PostgreSQL's three functions)
+    assert migrated == installed

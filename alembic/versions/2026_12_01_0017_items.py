@@ -17,8 +17,9 @@ The data, set-based, in this transaction:
 - the logs learn it: an item's ``created`` event, an ``updated`` event (reason ``items``) for
   every loan and hold given an item or a branch, so replay still equals the tables.
 
-The capture triggers are taken off for the conversion (it logs itself) and put back as the
-code defines them, which now covers "Items" too.
+The capture triggers of "Checkouts" and "Holds" are taken off for the conversion (it logs
+itself) and put back logging the new columns, with those of "Items" beside them: the SQL that
+``booknexus.circulation.eventlog.capture.install`` generated at this revision, frozen below.
 
 Revision ID: 0017
 Revises: 0016
@@ -331,14 +332,20 @@ def convert(dialect: str, prefix: str, branch: int) -> None:
         )
 
 
-def upgrade():
-    from booknexus.circulation.eventlog import capture, streams  # the triggers as the code defines them
+def drop_capture(dialect: str, tables: tuple[str, ...]) -> None:
+    for statement in CAPTURE_SQL[dialect]:
+        if statement.startswith("DROP TRIGGER") and any(
+            f'"{table}_capture_' in statement for table in tables
+        ):
+            op.execute(statement)
 
+
+def upgrade():
     dialect = op.get_bind().dialect.name
     settings = context.config.attributes.get("booknexus.settings", {})
     prefix, branch = barcode_prefix(settings), default_branch_id(settings)
     # the loans' and holds' triggers of revisions 0006 and 0009: the conversion logs itself
-    capture.uninstall(op.get_bind(), (streams.CHECKOUTS, streams.HOLDS))
+    drop_capture(dialect, ("Checkouts", "Holds"))
     create_tables(dialect)
     add_columns(dialect)
     hold_statuses(dialect, OLD_HOLD_STATUSES, NEW_HOLD_STATUSES)
@@ -371,16 +378,17 @@ def upgrade():
         ("ix_Items_transitToBranchId", ["transitToBranchId"]),
     ):
         op.create_index(name, "Items", columns)
-    capture.install(op.get_bind())
+    for statement in CAPTURE_SQL[dialect]:
+        op.execute(statement)
 
 
 def downgrade():
-    from booknexus.circulation.eventlog import capture
-
     dialect = op.get_bind().dialect.name
-    # the code of revision 0016 puts its own triggers back at its startup (the repair finds
-    # them missing); this code's would name columns that are about to go
-    capture.uninstall(op.get_bind())
+    # the app of revision 0016 puts its own triggers back at its startup (the repair finds
+    # them missing); these name columns that are about to go
+    drop_capture(dialect, ("Checkouts", "Holds", "Items"))
+    if dialect == "postgresql":
+        op.execute('DROP FUNCTION IF EXISTS "Items_capture"()')
     log.warning("downgrade 0017: the capture triggers are removed; the app of revision 0016 reinstalls them")
     op.drop_index("uq_Checkouts_itemId_open", "Checkouts")
     op.drop_index("ix_Holds_itemId", "Holds")
@@ -406,3 +414,303 @@ def downgrade():
     if dialect == "postgresql":
         op.execute('DROP FUNCTION "ItemEvents_append_only"()')
     op.drop_table("Items")
+
+
+# The capture triggers of the three tables as booknexus.circulation.eventlog.capture built them
+# at this revision (install()), frozen: a revision runs its own SQL, whatever the code becomes.
+CAPTURE_SQL = {
+    "postgresql": [
+        """DROP TRIGGER IF EXISTS "Checkouts_capture_insert" ON "Checkouts"
+""",
+        """DROP TRIGGER IF EXISTS "Checkouts_capture_update" ON "Checkouts"
+""",
+        """DROP TRIGGER IF EXISTS "Checkouts_capture_delete" ON "Checkouts"
+""",
+        """DROP TRIGGER IF EXISTS "Checkouts_capture_truncate" ON "Checkouts"
+""",
+        """CREATE OR REPLACE FUNCTION "Checkouts_capture"() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('booknexus.app_write', true) = 'on' THEN
+        RETURN NULL;  -- the app's own write: it logs it itself
+    END IF;
+    LOCK TABLE "CheckoutEvents" IN EXCLUSIVE MODE;
+    IF TG_OP = 'INSERT' THEN
+
+        INSERT INTO "CheckoutEvents" ("checkoutId", "userId", "bookId", type, "occurredAt", data)
+        SELECT r.id, r."userId", r."bookId", 'imported', clock_timestamp(),
+               json_build_object('checkedOutAt', to_char(timezone('UTC', r."checkedOutAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'dueAt', to_char(timezone('UTC', r."dueAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'returnedAt', to_char(timezone('UTC', r."returnedAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'renewals', r."renewals", 'itemId', r."itemId", 'branchId', r."branchId", 'outcome', r."outcome", 'reason', 'external', 'actor', NULL)
+        FROM new_rows AS r  ORDER BY r.id;
+    ELSIF TG_OP = 'DELETE' THEN
+
+        INSERT INTO "CheckoutEvents" ("checkoutId", "userId", "bookId", type, "occurredAt", data)
+        SELECT r.id, r."userId", r."bookId", 'deleted', clock_timestamp(),
+               json_build_object('checkedOutAt', to_char(timezone('UTC', r."checkedOutAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'dueAt', to_char(timezone('UTC', r."dueAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'returnedAt', to_char(timezone('UTC', r."returnedAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'renewals', r."renewals", 'itemId', r."itemId", 'branchId', r."branchId", 'outcome', r."outcome", 'reason', 'external', 'actor', NULL)
+        FROM old_rows AS r  ORDER BY r.id;
+    ELSIF TG_OP = 'UPDATE' THEN
+
+        INSERT INTO "CheckoutEvents" ("checkoutId", "userId", "bookId", type, "occurredAt", data)
+        SELECT r.id, r."userId", r."bookId", 'deleted', clock_timestamp(),
+               json_build_object('checkedOutAt', to_char(timezone('UTC', r."checkedOutAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'dueAt', to_char(timezone('UTC', r."dueAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'returnedAt', to_char(timezone('UTC', r."returnedAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'renewals', r."renewals", 'itemId', r."itemId", 'branchId', r."branchId", 'outcome', r."outcome", 'reason', 'external', 'actor', NULL)
+        FROM old_rows AS r WHERE NOT EXISTS (SELECT FROM new_rows n WHERE n.id = r.id) ORDER BY r.id;
+
+        INSERT INTO "CheckoutEvents" ("checkoutId", "userId", "bookId", type, "occurredAt", data)
+        SELECT r.id, r."userId", r."bookId", 'imported', clock_timestamp(),
+               json_build_object('checkedOutAt', to_char(timezone('UTC', r."checkedOutAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'dueAt', to_char(timezone('UTC', r."dueAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'returnedAt', to_char(timezone('UTC', r."returnedAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'renewals', r."renewals", 'itemId', r."itemId", 'branchId', r."branchId", 'outcome', r."outcome", 'reason', 'external', 'actor', NULL)
+        FROM new_rows AS r WHERE NOT EXISTS (SELECT FROM old_rows o WHERE o.id = r.id) ORDER BY r.id;
+
+        INSERT INTO "CheckoutEvents" ("checkoutId", "userId", "bookId", type, "occurredAt", data)
+        SELECT r.id, r."userId", r."bookId", 'updated', clock_timestamp(),
+               json_build_object('checkedOutAt', to_char(timezone('UTC', r."checkedOutAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'dueAt', to_char(timezone('UTC', r."dueAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'returnedAt', to_char(timezone('UTC', r."returnedAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'renewals', r."renewals", 'itemId', r."itemId", 'branchId', r."branchId", 'outcome', r."outcome", 'reason', 'external', 'actor', NULL)
+        FROM new_rows AS r JOIN old_rows o ON o.id = r.id WHERE (r."userId", r."bookId", r."checkedOutAt", r."dueAt", r."returnedAt", r."renewals", r."itemId", r."branchId", r."outcome") IS DISTINCT FROM (o."userId", o."bookId", o."checkedOutAt", o."dueAt", o."returnedAt", o."renewals", o."itemId", o."branchId", o."outcome") ORDER BY r.id;
+    ELSE  -- TRUNCATE: no transition table; every record live in the log is gone
+        INSERT INTO "CheckoutEvents" ("checkoutId", "userId", "bookId", type, "occurredAt", data)
+        SELECT e."checkoutId", e."userId", e."bookId", 'deleted', clock_timestamp(),
+               (e.data::jsonb || '{"reason": "external", "actor": null}')::json
+        FROM (SELECT DISTINCT ON ("checkoutId") * FROM "CheckoutEvents"
+              ORDER BY "checkoutId", id DESC) AS e
+        WHERE e.type NOT IN ('deleted', 'purged') ORDER BY e."checkoutId";
+    END IF;
+    RETURN NULL;
+END
+$$
+""",
+        """CREATE TRIGGER "Checkouts_capture_insert" AFTER INSERT ON "Checkouts" REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "Checkouts_capture"()
+""",
+        """CREATE TRIGGER "Checkouts_capture_update" AFTER UPDATE ON "Checkouts" REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "Checkouts_capture"()
+""",
+        """CREATE TRIGGER "Checkouts_capture_delete" AFTER DELETE ON "Checkouts" REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION "Checkouts_capture"()
+""",
+        """CREATE TRIGGER "Checkouts_capture_truncate" AFTER TRUNCATE ON "Checkouts"  FOR EACH STATEMENT EXECUTE FUNCTION "Checkouts_capture"()
+""",
+        """DROP TRIGGER IF EXISTS "Holds_capture_insert" ON "Holds"
+""",
+        """DROP TRIGGER IF EXISTS "Holds_capture_update" ON "Holds"
+""",
+        """DROP TRIGGER IF EXISTS "Holds_capture_delete" ON "Holds"
+""",
+        """DROP TRIGGER IF EXISTS "Holds_capture_truncate" ON "Holds"
+""",
+        """CREATE OR REPLACE FUNCTION "Holds_capture"() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('booknexus.app_write', true) = 'on' THEN
+        RETURN NULL;  -- the app's own write: it logs it itself
+    END IF;
+    LOCK TABLE "CheckoutEvents", "HoldEvents" IN EXCLUSIVE MODE;
+    IF TG_OP = 'INSERT' THEN
+
+        INSERT INTO "HoldEvents" ("holdId", "userId", "bookId", type, "occurredAt", data)
+        SELECT r.id, r."userId", r."bookId", 'imported', clock_timestamp(),
+               json_build_object('placedAt', to_char(timezone('UTC', r."placedAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'readyAt', to_char(timezone('UTC', r."readyAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'expiresAt', to_char(timezone('UTC', r."expiresAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'endedAt', to_char(timezone('UTC', r."endedAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'status', r."status", 'pickupBranchId', r."pickupBranchId", 'itemId', r."itemId", 'reason', 'external', 'actor', NULL)
+        FROM new_rows AS r  ORDER BY r.id;
+    ELSIF TG_OP = 'DELETE' THEN
+
+        INSERT INTO "HoldEvents" ("holdId", "userId", "bookId", type, "occurredAt", data)
+        SELECT r.id, r."userId", r."bookId", 'deleted', clock_timestamp(),
+               json_build_object('placedAt', to_char(timezone('UTC', r."placedAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'readyAt', to_char(timezone('UTC', r."readyAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'expiresAt', to_char(timezone('UTC', r."expiresAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'endedAt', to_char(timezone('UTC', r."endedAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'status', r."status", 'pickupBranchId', r."pickupBranchId", 'itemId', r."itemId", 'reason', 'external', 'actor', NULL)
+        FROM old_rows AS r  ORDER BY r.id;
+    ELSIF TG_OP = 'UPDATE' THEN
+
+        INSERT INTO "HoldEvents" ("holdId", "userId", "bookId", type, "occurredAt", data)
+        SELECT r.id, r."userId", r."bookId", 'deleted', clock_timestamp(),
+               json_build_object('placedAt', to_char(timezone('UTC', r."placedAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'readyAt', to_char(timezone('UTC', r."readyAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'expiresAt', to_char(timezone('UTC', r."expiresAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'endedAt', to_char(timezone('UTC', r."endedAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'status', r."status", 'pickupBranchId', r."pickupBranchId", 'itemId', r."itemId", 'reason', 'external', 'actor', NULL)
+        FROM old_rows AS r WHERE NOT EXISTS (SELECT FROM new_rows n WHERE n.id = r.id) ORDER BY r.id;
+
+        INSERT INTO "HoldEvents" ("holdId", "userId", "bookId", type, "occurredAt", data)
+        SELECT r.id, r."userId", r."bookId", 'imported', clock_timestamp(),
+               json_build_object('placedAt', to_char(timezone('UTC', r."placedAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'readyAt', to_char(timezone('UTC', r."readyAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'expiresAt', to_char(timezone('UTC', r."expiresAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'endedAt', to_char(timezone('UTC', r."endedAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'status', r."status", 'pickupBranchId', r."pickupBranchId", 'itemId', r."itemId", 'reason', 'external', 'actor', NULL)
+        FROM new_rows AS r WHERE NOT EXISTS (SELECT FROM old_rows o WHERE o.id = r.id) ORDER BY r.id;
+
+        INSERT INTO "HoldEvents" ("holdId", "userId", "bookId", type, "occurredAt", data)
+        SELECT r.id, r."userId", r."bookId", 'updated', clock_timestamp(),
+               json_build_object('placedAt', to_char(timezone('UTC', r."placedAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'readyAt', to_char(timezone('UTC', r."readyAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'expiresAt', to_char(timezone('UTC', r."expiresAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'endedAt', to_char(timezone('UTC', r."endedAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'status', r."status", 'pickupBranchId', r."pickupBranchId", 'itemId', r."itemId", 'reason', 'external', 'actor', NULL)
+        FROM new_rows AS r JOIN old_rows o ON o.id = r.id WHERE (r."userId", r."bookId", r."placedAt", r."readyAt", r."expiresAt", r."endedAt", r."status", r."pickupBranchId", r."itemId") IS DISTINCT FROM (o."userId", o."bookId", o."placedAt", o."readyAt", o."expiresAt", o."endedAt", o."status", o."pickupBranchId", o."itemId") ORDER BY r.id;
+    ELSE  -- TRUNCATE: no transition table; every record live in the log is gone
+        INSERT INTO "HoldEvents" ("holdId", "userId", "bookId", type, "occurredAt", data)
+        SELECT e."holdId", e."userId", e."bookId", 'deleted', clock_timestamp(),
+               (e.data::jsonb || '{"reason": "external", "actor": null}')::json
+        FROM (SELECT DISTINCT ON ("holdId") * FROM "HoldEvents"
+              ORDER BY "holdId", id DESC) AS e
+        WHERE e.type NOT IN ('deleted', 'purged') ORDER BY e."holdId";
+    END IF;
+    RETURN NULL;
+END
+$$
+""",
+        """CREATE TRIGGER "Holds_capture_insert" AFTER INSERT ON "Holds" REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "Holds_capture"()
+""",
+        """CREATE TRIGGER "Holds_capture_update" AFTER UPDATE ON "Holds" REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "Holds_capture"()
+""",
+        """CREATE TRIGGER "Holds_capture_delete" AFTER DELETE ON "Holds" REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION "Holds_capture"()
+""",
+        """CREATE TRIGGER "Holds_capture_truncate" AFTER TRUNCATE ON "Holds"  FOR EACH STATEMENT EXECUTE FUNCTION "Holds_capture"()
+""",
+        """DROP TRIGGER IF EXISTS "Items_capture_insert" ON "Items"
+""",
+        """DROP TRIGGER IF EXISTS "Items_capture_update" ON "Items"
+""",
+        """DROP TRIGGER IF EXISTS "Items_capture_delete" ON "Items"
+""",
+        """DROP TRIGGER IF EXISTS "Items_capture_truncate" ON "Items"
+""",
+        """CREATE OR REPLACE FUNCTION "Items_capture"() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('booknexus.app_write', true) = 'on' THEN
+        RETURN NULL;  -- the app's own write: it logs it itself
+    END IF;
+    LOCK TABLE "CheckoutEvents", "HoldEvents", "ItemEvents" IN EXCLUSIVE MODE;
+    IF TG_OP = 'INSERT' THEN
+
+        INSERT INTO "ItemEvents" ("itemId", "bookId", type, "occurredAt", data)
+        SELECT r.id, r."bookId", 'imported', clock_timestamp(),
+               json_build_object('transitSentAt', to_char(timezone('UTC', r."transitSentAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'barcode', r."barcode", 'homeBranchId', r."homeBranchId", 'currentBranchId', r."currentBranchId", 'transitToBranchId', r."transitToBranchId", 'itemType', r."itemType", 'callNumber', r."callNumber", 'status', r."status", 'reason', 'external', 'actor', NULL)
+        FROM new_rows AS r  ORDER BY r.id;
+    ELSIF TG_OP = 'DELETE' THEN
+
+        INSERT INTO "ItemEvents" ("itemId", "bookId", type, "occurredAt", data)
+        SELECT r.id, r."bookId", 'deleted', clock_timestamp(),
+               json_build_object('transitSentAt', to_char(timezone('UTC', r."transitSentAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'barcode', r."barcode", 'homeBranchId', r."homeBranchId", 'currentBranchId', r."currentBranchId", 'transitToBranchId', r."transitToBranchId", 'itemType', r."itemType", 'callNumber', r."callNumber", 'status', r."status", 'reason', 'external', 'actor', NULL)
+        FROM old_rows AS r  ORDER BY r.id;
+    ELSIF TG_OP = 'UPDATE' THEN
+
+        INSERT INTO "ItemEvents" ("itemId", "bookId", type, "occurredAt", data)
+        SELECT r.id, r."bookId", 'deleted', clock_timestamp(),
+               json_build_object('transitSentAt', to_char(timezone('UTC', r."transitSentAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'barcode', r."barcode", 'homeBranchId', r."homeBranchId", 'currentBranchId', r."currentBranchId", 'transitToBranchId', r."transitToBranchId", 'itemType', r."itemType", 'callNumber', r."callNumber", 'status', r."status", 'reason', 'external', 'actor', NULL)
+        FROM old_rows AS r WHERE NOT EXISTS (SELECT FROM new_rows n WHERE n.id = r.id) ORDER BY r.id;
+
+        INSERT INTO "ItemEvents" ("itemId", "bookId", type, "occurredAt", data)
+        SELECT r.id, r."bookId", 'imported', clock_timestamp(),
+               json_build_object('transitSentAt', to_char(timezone('UTC', r."transitSentAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'barcode', r."barcode", 'homeBranchId', r."homeBranchId", 'currentBranchId', r."currentBranchId", 'transitToBranchId', r."transitToBranchId", 'itemType', r."itemType", 'callNumber', r."callNumber", 'status', r."status", 'reason', 'external', 'actor', NULL)
+        FROM new_rows AS r WHERE NOT EXISTS (SELECT FROM old_rows o WHERE o.id = r.id) ORDER BY r.id;
+
+        INSERT INTO "ItemEvents" ("itemId", "bookId", type, "occurredAt", data)
+        SELECT r.id, r."bookId", 'updated', clock_timestamp(),
+               json_build_object('transitSentAt', to_char(timezone('UTC', r."transitSentAt"), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'barcode', r."barcode", 'homeBranchId', r."homeBranchId", 'currentBranchId', r."currentBranchId", 'transitToBranchId', r."transitToBranchId", 'itemType', r."itemType", 'callNumber', r."callNumber", 'status', r."status", 'reason', 'external', 'actor', NULL)
+        FROM new_rows AS r JOIN old_rows o ON o.id = r.id WHERE (r."bookId", r."transitSentAt", r."barcode", r."homeBranchId", r."currentBranchId", r."transitToBranchId", r."itemType", r."callNumber", r."status") IS DISTINCT FROM (o."bookId", o."transitSentAt", o."barcode", o."homeBranchId", o."currentBranchId", o."transitToBranchId", o."itemType", o."callNumber", o."status") ORDER BY r.id;
+    ELSE  -- TRUNCATE: no transition table; every record live in the log is gone
+        INSERT INTO "ItemEvents" ("itemId", "bookId", type, "occurredAt", data)
+        SELECT e."itemId", e."bookId", 'deleted', clock_timestamp(),
+               (e.data::jsonb || '{"reason": "external", "actor": null}')::json
+        FROM (SELECT DISTINCT ON ("itemId") * FROM "ItemEvents"
+              ORDER BY "itemId", id DESC) AS e
+        WHERE e.type NOT IN ('deleted', 'purged') ORDER BY e."itemId";
+    END IF;
+    RETURN NULL;
+END
+$$
+""",
+        """CREATE TRIGGER "Items_capture_insert" AFTER INSERT ON "Items" REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "Items_capture"()
+""",
+        """CREATE TRIGGER "Items_capture_update" AFTER UPDATE ON "Items" REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "Items_capture"()
+""",
+        """CREATE TRIGGER "Items_capture_delete" AFTER DELETE ON "Items" REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION "Items_capture"()
+""",
+        """CREATE TRIGGER "Items_capture_truncate" AFTER TRUNCATE ON "Items"  FOR EACH STATEMENT EXECUTE FUNCTION "Items_capture"()
+""",
+    ],
+    "sqlite": [
+        """CREATE TABLE IF NOT EXISTS "LogWriter" (id INTEGER PRIMARY KEY)
+""",
+        """DROP TRIGGER IF EXISTS "Checkouts_capture_insert"
+""",
+        """DROP TRIGGER IF EXISTS "Checkouts_capture_update"
+""",
+        """DROP TRIGGER IF EXISTS "Checkouts_capture_delete"
+""",
+        """CREATE TRIGGER "Checkouts_capture_insert" AFTER INSERT ON "Checkouts" WHEN NOT EXISTS (SELECT 1 FROM "LogWriter")
+        BEGIN
+        INSERT INTO "CheckoutEvents" ("checkoutId", "userId", "bookId", type, "occurredAt", data)
+        SELECT NEW.id, NEW."userId", NEW."bookId", 'imported',
+               strftime('%Y-%m-%d %H:%M:%f000', 'now'),
+               json_object('checkedOutAt', replace(NEW."checkedOutAt", ' ', 'T') || '+00:00', 'dueAt', replace(NEW."dueAt", ' ', 'T') || '+00:00', 'returnedAt', replace(NEW."returnedAt", ' ', 'T') || '+00:00', 'renewals', NEW."renewals", 'itemId', NEW."itemId", 'branchId', NEW."branchId", 'outcome', NEW."outcome", 'reason', 'external', 'actor', NULL) ; END
+""",
+        """CREATE TRIGGER "Checkouts_capture_delete" AFTER DELETE ON "Checkouts" WHEN NOT EXISTS (SELECT 1 FROM "LogWriter")
+        BEGIN
+        INSERT INTO "CheckoutEvents" ("checkoutId", "userId", "bookId", type, "occurredAt", data)
+        SELECT OLD.id, OLD."userId", OLD."bookId", 'deleted',
+               strftime('%Y-%m-%d %H:%M:%f000', 'now'),
+               json_object('checkedOutAt', replace(OLD."checkedOutAt", ' ', 'T') || '+00:00', 'dueAt', replace(OLD."dueAt", ' ', 'T') || '+00:00', 'returnedAt', replace(OLD."returnedAt", ' ', 'T') || '+00:00', 'renewals', OLD."renewals", 'itemId', OLD."itemId", 'branchId', OLD."branchId", 'outcome', OLD."outcome", 'reason', 'external', 'actor', NULL) ; END
+""",
+        """CREATE TRIGGER "Checkouts_capture_update" AFTER UPDATE ON "Checkouts" WHEN NOT EXISTS (SELECT 1 FROM "LogWriter")
+        BEGIN
+
+        INSERT INTO "CheckoutEvents" ("checkoutId", "userId", "bookId", type, "occurredAt", data)
+        SELECT OLD.id, OLD."userId", OLD."bookId", 'deleted',
+               strftime('%Y-%m-%d %H:%M:%f000', 'now'),
+               json_object('checkedOutAt', replace(OLD."checkedOutAt", ' ', 'T') || '+00:00', 'dueAt', replace(OLD."dueAt", ' ', 'T') || '+00:00', 'returnedAt', replace(OLD."returnedAt", ' ', 'T') || '+00:00', 'renewals', OLD."renewals", 'itemId', OLD."itemId", 'branchId', OLD."branchId", 'outcome', OLD."outcome", 'reason', 'external', 'actor', NULL) WHERE OLD.id <> NEW.id;
+
+        INSERT INTO "CheckoutEvents" ("checkoutId", "userId", "bookId", type, "occurredAt", data)
+        SELECT NEW.id, NEW."userId", NEW."bookId", CASE WHEN OLD.id <> NEW.id THEN 'imported' ELSE 'updated' END,
+               strftime('%Y-%m-%d %H:%M:%f000', 'now'),
+               json_object('checkedOutAt', replace(NEW."checkedOutAt", ' ', 'T') || '+00:00', 'dueAt', replace(NEW."dueAt", ' ', 'T') || '+00:00', 'returnedAt', replace(NEW."returnedAt", ' ', 'T') || '+00:00', 'renewals', NEW."renewals", 'itemId', NEW."itemId", 'branchId', NEW."branchId", 'outcome', NEW."outcome", 'reason', 'external', 'actor', NULL) WHERE OLD.id <> NEW.id OR (OLD."userId", OLD."bookId", OLD."checkedOutAt", OLD."dueAt", OLD."returnedAt", OLD."renewals", OLD."itemId", OLD."branchId", OLD."outcome") IS NOT (NEW."userId", NEW."bookId", NEW."checkedOutAt", NEW."dueAt", NEW."returnedAt", NEW."renewals", NEW."itemId", NEW."branchId", NEW."outcome");
+        END
+""",
+        """DROP TRIGGER IF EXISTS "Holds_capture_insert"
+""",
+        """DROP TRIGGER IF EXISTS "Holds_capture_update"
+""",
+        """DROP TRIGGER IF EXISTS "Holds_capture_delete"
+""",
+        """CREATE TRIGGER "Holds_capture_insert" AFTER INSERT ON "Holds" WHEN NOT EXISTS (SELECT 1 FROM "LogWriter")
+        BEGIN
+        INSERT INTO "HoldEvents" ("holdId", "userId", "bookId", type, "occurredAt", data)
+        SELECT NEW.id, NEW."userId", NEW."bookId", 'imported',
+               strftime('%Y-%m-%d %H:%M:%f000', 'now'),
+               json_object('placedAt', replace(NEW."placedAt", ' ', 'T') || '+00:00', 'readyAt', replace(NEW."readyAt", ' ', 'T') || '+00:00', 'expiresAt', replace(NEW."expiresAt", ' ', 'T') || '+00:00', 'endedAt', replace(NEW."endedAt", ' ', 'T') || '+00:00', 'status', NEW."status", 'pickupBranchId', NEW."pickupBranchId", 'itemId', NEW."itemId", 'reason', 'external', 'actor', NULL) ; END
+""",
+        """CREATE TRIGGER "Holds_capture_delete" AFTER DELETE ON "Holds" WHEN NOT EXISTS (SELECT 1 FROM "LogWriter")
+        BEGIN
+        INSERT INTO "HoldEvents" ("holdId", "userId", "bookId", type, "occurredAt", data)
+        SELECT OLD.id, OLD."userId", OLD."bookId", 'deleted',
+               strftime('%Y-%m-%d %H:%M:%f000', 'now'),
+               json_object('placedAt', replace(OLD."placedAt", ' ', 'T') || '+00:00', 'readyAt', replace(OLD."readyAt", ' ', 'T') || '+00:00', 'expiresAt', replace(OLD."expiresAt", ' ', 'T') || '+00:00', 'endedAt', replace(OLD."endedAt", ' ', 'T') || '+00:00', 'status', OLD."status", 'pickupBranchId', OLD."pickupBranchId", 'itemId', OLD."itemId", 'reason', 'external', 'actor', NULL) ; END
+""",
+        """CREATE TRIGGER "Holds_capture_update" AFTER UPDATE ON "Holds" WHEN NOT EXISTS (SELECT 1 FROM "LogWriter")
+        BEGIN
+
+        INSERT INTO "HoldEvents" ("holdId", "userId", "bookId", type, "occurredAt", data)
+        SELECT OLD.id, OLD."userId", OLD."bookId", 'deleted',
+               strftime('%Y-%m-%d %H:%M:%f000', 'now'),
+               json_object('placedAt', replace(OLD."placedAt", ' ', 'T') || '+00:00', 'readyAt', replace(OLD."readyAt", ' ', 'T') || '+00:00', 'expiresAt', replace(OLD."expiresAt", ' ', 'T') || '+00:00', 'endedAt', replace(OLD."endedAt", ' ', 'T') || '+00:00', 'status', OLD."status", 'pickupBranchId', OLD."pickupBranchId", 'itemId', OLD."itemId", 'reason', 'external', 'actor', NULL) WHERE OLD.id <> NEW.id;
+
+        INSERT INTO "HoldEvents" ("holdId", "userId", "bookId", type, "occurredAt", data)
+        SELECT NEW.id, NEW."userId", NEW."bookId", CASE WHEN OLD.id <> NEW.id THEN 'imported' ELSE 'updated' END,
+               strftime('%Y-%m-%d %H:%M:%f000', 'now'),
+               json_object('placedAt', replace(NEW."placedAt", ' ', 'T') || '+00:00', 'readyAt', replace(NEW."readyAt", ' ', 'T') || '+00:00', 'expiresAt', replace(NEW."expiresAt", ' ', 'T') || '+00:00', 'endedAt', replace(NEW."endedAt", ' ', 'T') || '+00:00', 'status', NEW."status", 'pickupBranchId', NEW."pickupBranchId", 'itemId', NEW."itemId", 'reason', 'external', 'actor', NULL) WHERE OLD.id <> NEW.id OR (OLD."userId", OLD."bookId", OLD."placedAt", OLD."readyAt", OLD."expiresAt", OLD."endedAt", OLD."status", OLD."pickupBranchId", OLD."itemId") IS NOT (NEW."userId", NEW."bookId", NEW."placedAt", NEW."readyAt", NEW."expiresAt", NEW."endedAt", NEW."status", NEW."pickupBranchId", NEW."itemId");
+        END
+""",
+        """DROP TRIGGER IF EXISTS "Items_capture_insert"
+""",
+        """DROP TRIGGER IF EXISTS "Items_capture_update"
+""",
+        """DROP TRIGGER IF EXISTS "Items_capture_delete"
+""",
+        """CREATE TRIGGER "Items_capture_insert" AFTER INSERT ON "Items" WHEN NOT EXISTS (SELECT 1 FROM "LogWriter")
+        BEGIN
+        INSERT INTO "ItemEvents" ("itemId", "bookId", type, "occurredAt", data)
+        SELECT NEW.id, NEW."bookId", 'imported',
+               strftime('%Y-%m-%d %H:%M:%f000', 'now'),
+               json_object('transitSentAt', replace(NEW."transitSentAt", ' ', 'T') || '+00:00', 'barcode', NEW."barcode", 'homeBranchId', NEW."homeBranchId", 'currentBranchId', NEW."currentBranchId", 'transitToBranchId', NEW."transitToBranchId", 'itemType', NEW."itemType", 'callNumber', NEW."callNumber", 'status', NEW."status", 'reason', 'external', 'actor', NULL) ; END
+""",
+        """CREATE TRIGGER "Items_capture_delete" AFTER DELETE ON "Items" WHEN NOT EXISTS (SELECT 1 FROM "LogWriter")
+        BEGIN
+        INSERT INTO "ItemEvents" ("itemId", "bookId", type, "occurredAt", data)
+        SELECT OLD.id, OLD."bookId", 'deleted',
+               strftime('%Y-%m-%d %H:%M:%f000', 'now'),
+               json_object('transitSentAt', replace(OLD."transitSentAt", ' ', 'T') || '+00:00', 'barcode', OLD."barcode", 'homeBranchId', OLD."homeBranchId", 'currentBranchId', OLD."currentBranchId", 'transitToBranchId', OLD."transitToBranchId", 'itemType', OLD."itemType", 'callNumber', OLD."callNumber", 'status', OLD."status", 'reason', 'external', 'actor', NULL) ; END
+""",
+        """CREATE TRIGGER "Items_capture_update" AFTER UPDATE ON "Items" WHEN NOT EXISTS (SELECT 1 FROM "LogWriter")
+        BEGIN
+
+        INSERT INTO "ItemEvents" ("itemId", "bookId", type, "occurredAt", data)
+        SELECT OLD.id, OLD."bookId", 'deleted',
+               strftime('%Y-%m-%d %H:%M:%f000', 'now'),
+               json_object('transitSentAt', replace(OLD."transitSentAt", ' ', 'T') || '+00:00', 'barcode', OLD."barcode", 'homeBranchId', OLD."homeBranchId", 'currentBranchId', OLD."currentBranchId", 'transitToBranchId', OLD."transitToBranchId", 'itemType', OLD."itemType", 'callNumber', OLD."callNumber", 'status', OLD."status", 'reason', 'external', 'actor', NULL) WHERE OLD.id <> NEW.id;
+
+        INSERT INTO "ItemEvents" ("itemId", "bookId", type, "occurredAt", data)
+        SELECT NEW.id, NEW."bookId", CASE WHEN OLD.id <> NEW.id THEN 'imported' ELSE 'updated' END,
+               strftime('%Y-%m-%d %H:%M:%f000', 'now'),
+               json_object('transitSentAt', replace(NEW."transitSentAt", ' ', 'T') || '+00:00', 'barcode', NEW."barcode", 'homeBranchId', NEW."homeBranchId", 'currentBranchId', NEW."currentBranchId", 'transitToBranchId', NEW."transitToBranchId", 'itemType', NEW."itemType", 'callNumber', NEW."callNumber", 'status', NEW."status", 'reason', 'external', 'actor', NULL) WHERE OLD.id <> NEW.id OR (OLD."bookId", OLD."transitSentAt", OLD."barcode", OLD."homeBranchId", OLD."currentBranchId", OLD."transitToBranchId", OLD."itemType", OLD."callNumber", OLD."status") IS NOT (NEW."bookId", NEW."transitSentAt", NEW."barcode", NEW."homeBranchId", NEW."currentBranchId", NEW."transitToBranchId", NEW."itemType", NEW."callNumber", NEW."status");
+        END
+""",
+    ],
+}

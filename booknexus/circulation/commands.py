@@ -160,13 +160,12 @@ def _lend(
     rules: Rules,
     days: int | None,
     override: bool,
+    freed: Item | None = None,
 ) -> Checkout:
+    """``freed``: the item on the hold shelf for the reader's own hold when they borrow another
+    copy (locked by the caller with the one lent, in id order): it goes to the next hold."""
     now = utcnow()
     period = timedelta(days=days) if days else rules.loan_period
-    # the reader's own ready hold gives its shelf item back when they borrow another copy
-    freed = None
-    if own_hold is not None and own_hold.status == READY and own_hold.item_id not in (None, item.id):
-        freed = locks.lock_item(session, own_hold.item_id)
     checkout = Checkout(
         user_id=user.id,
         book_id=book.id,
@@ -218,13 +217,7 @@ def check_out(
         if own_hold is not None and own_hold.status == READY and own_hold.item_id is not None:
             item = locks.lock_item(session, own_hold.item_id)
         else:
-            item = session.scalars(
-                select(Item)
-                .where(Item.book_id == book.id, Item.status == AVAILABLE, Item.current_branch_id == branch_id)
-                .order_by(Item.id)
-                .limit(1)
-                .with_for_update()
-            ).first()
+            item = locks.lock_shelved_item(session, book.id, branch_id)
         if item is None:
             raise Refused(
                 "no_copy_available",
@@ -261,13 +254,33 @@ def check_out_item(
     ref = find_item(session, barcode)
     user = locks.lock_borrower(session, user_id)
     book = locks.lock_book(session, ref.book_id)
-    item = locks.lock_item(session, ref.id)
+    # the scanned item, and the one on the hold shelf for this reader if it is another: in id order
+    shelved_for_them = session.scalar(
+        select(Hold.item_id).where(Hold.user_id == user.id, Hold.book_id == book.id, Hold.status == READY)
+    )
+    items = {item.id: item for item in locks.lock_items(session, [ref.id, shelved_for_them])}
+    if ref.id not in items:
+        raise NotFound("item", barcode, key="barcode")
+    item = items[ref.id]
     settle(session, book, rules, actor)
     with after_settling():
         own_hold = _own_hold(session, ensure_may_borrow(session, user.id, book.id, rules, override))
         ensure_lendable(session, item, user.id)
+    freed = None
+    if own_hold is not None and own_hold.status == READY and own_hold.item_id not in (None, item.id):
+        freed = items.get(own_hold.item_id)
     return _lend(
-        session, actor, user, book, item, branch_id, own_hold, rules=rules, days=days, override=override
+        session,
+        actor,
+        user,
+        book,
+        item,
+        branch_id,
+        own_hold,
+        rules=rules,
+        days=days,
+        override=override,
+        freed=freed,
     )
 
 
@@ -334,9 +347,7 @@ def _check_in(
         )
     book = locks.lock_book(session, ref.book_id)
     item = locks.lock_item(session, ref.id)
-    loan = session.scalars(
-        select(Checkout).where(Checkout.item_id == item.id, Checkout.returned_at.is_(None)).with_for_update()
-    ).first()
+    loan = locks.lock_open_loan_of(session, item.id)
     if loan is not None and returned_at is not None and returned_at < loan.checked_out_at:
         raise Invalid(
             "returned_before_loan",

@@ -145,17 +145,11 @@ def owned(session: Session, book_id: int) -> int:
 
 def withdraw_copies(session: Session, book: Book, count: int) -> list[Item]:
     """Withdraw ``count`` items on the shelf, the newest first; fewer if fewer are there."""
-    shelved = session.scalars(
-        select(Item)
-        .where(Item.book_id == book.id, Item.status == AVAILABLE)
-        .order_by(Item.id.desc())
-        .limit(count)
-        .with_for_update()
-    ).all()
+    shelved = locks.lock_shelved_items(session, book.id, count)
     for item in shelved:
         item.status = WITHDRAWN_STATUS
         log_item(session, item, WITHDRAWN, reason="copies")
-    return list(shelved)
+    return shelved
 
 
 def set_status_by_hand(session: Session, book: Book, item: Item, status: str) -> None:

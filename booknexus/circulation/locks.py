@@ -7,10 +7,12 @@
 2. **Books**, in id order: a book's row before its copies, loans and hold queue are read or
    changed (every change to a checkout or a hold, its deletion included, locks its book:
    ``lock_book``, ``lock_book_of``, ``lock_books``).
-3. **Items** of those books, in id order (``lock_item``): every change to an item (its status,
-   its branch, its transit) takes its book's lock first, so an item's changes are ordered by
-   its book's as the book's loans and holds are. An item is found by its barcode before any
-   lock (``find_item``: items never change book), then locked in this order.
+3. **Items** of those books (``lock_item``, ``lock_items`` in id order, ``lock_shelved_item``,
+   ``lock_shelved_items``): every change to an item (its status, its branch, its transit) takes
+   its book's lock first, so two transactions never wait for each other's items: whoever holds
+   an item's lock holds its book's, which the other must take first. (A command locks the items
+   it knows of up front in id order; one it learns of later, say a lapsed hold's, it locks then.)
+   An item is found by its barcode before any lock (``find_item``: items never change book).
 4. The **checkout and hold rows** of those books (``lock_record``, ``lock_records``).
 5. The **logs**, ``"CheckoutEvents"``, ``"HoldEvents"`` then ``"ItemEvents"`` (``lock_logs``):
    last, and held from the first append to the commit.
@@ -32,7 +34,7 @@ from booknexus.accounts.models import User
 from booknexus.accounts.roles import LIBRARIAN
 from booknexus.catalog.models import Book
 from booknexus.circulation.eventlog.streams import CHECKOUTS, Stream
-from booknexus.circulation.models import Checkout, Hold, Item
+from booknexus.circulation.models import AVAILABLE, WAITING, Checkout, Hold, Item
 from booknexus.refusals import NotFound
 
 # any constant unique to BookNexus's startup repair: pg_advisory_xact_lock takes a bigint key
@@ -133,6 +135,20 @@ def lock_items(session: Session, item_ids: Select) -> list[Item]:
     )
 
 
+def lock_shelved_item(session: Session, book_id: int, branch_id: int) -> Item | None:
+    """An item of the book on the shelf at the branch (the lowest id), to lend."""
+    query = select(Item).where(
+        Item.book_id == book_id, Item.status == AVAILABLE, Item.current_branch_id == branch_id
+    )
+    return session.scalars(query.order_by(Item.id).limit(1).with_for_update()).first()
+
+
+def lock_shelved_items(session: Session, book_id: int, count: int) -> list[Item]:
+    """Up to ``count`` items of the book on a shelf, the newest first (fewer copies withdraw them)."""
+    query = select(Item).where(Item.book_id == book_id, Item.status == AVAILABLE)
+    return list(session.scalars(query.order_by(Item.id.desc()).limit(count).with_for_update()))
+
+
 # --- 4. checkouts and holds ----------------------------------------------------------------
 
 
@@ -143,6 +159,18 @@ def lock_record(session: Session, record: type, record_id: int):
     if found is None:
         raise NotFound(record.__tablename__.lower().removesuffix("s"), record_id)
     return found
+
+
+def lock_open_loan_of(session: Session, item_id: int) -> Checkout | None:
+    """The open loan of an item whose book and item the caller has locked."""
+    query = select(Checkout).where(Checkout.item_id == item_id, Checkout.returned_at.is_(None))
+    return session.scalars(query.with_for_update()).first()
+
+
+def lock_first_waiting(session: Session, book_id: int) -> Hold | None:
+    """The next hold in a locked book's queue."""
+    query = select(Hold).where(Hold.book_id == book_id, Hold.status == WAITING).order_by(Hold.id).limit(1)
+    return session.scalars(query.with_for_update()).first()
 
 
 def lock_records(session: Session, ids: Select) -> list[int]:

@@ -14,9 +14,9 @@ sent ``in_transit`` to the pickup branch, whose check-in puts it on the shelf.
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from booknexus.circulation import locks
 from booknexus.circulation.eventlog import append as eventlog
 from booknexus.circulation.eventlog.streams import (
     CAPTURED,
@@ -33,7 +33,6 @@ from booknexus.circulation.models import (
     IN_TRANSIT,
     IN_TRANSIT_TO_PICKUP,
     ON_HOLD_SHELF,
-    WAITING,
     Hold,
     Item,
 )
@@ -62,8 +61,7 @@ def queue_actor(hold: Hold, actor: int | None) -> int | None:
 
 def first_waiting(session: Session, book_id: int) -> Hold | None:
     """The next hold in the book's queue."""
-    query = select(Hold).where(Hold.book_id == book_id, Hold.status == WAITING).order_by(Hold.id).limit(1)
-    return session.scalars(query.with_for_update()).first()
+    return locks.lock_first_waiting(session, book_id)
 
 
 def capture(
