@@ -8,7 +8,7 @@ LOCK := requirements.lock
 PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --extra testing --strip-extras \
 	--no-emit-index-url --no-emit-find-links
 
-.PHONY: run test test-fast lint lock lock-check bench clean
+.PHONY: run test test-fast lint lock lock-check bench bench-scale clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk)
 	$(BIN)/python bench/run.py
+
+## bench-scale: the items upgrade (0016 -> head) at 1,000,000 books / 5,000,000 loans, too long for make bench
+bench-scale: $(STAMP)
+	BENCH_ONLY=bench_items_upgrade BENCH_ITEMS_BOOKS=1000000 $(BIN)/python bench/run.py
 
 ## lint: ruff (lint and format) and import-linter's layers, all configured in pyproject.toml
 lint: $(STAMP)
