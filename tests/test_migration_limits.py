@@ -235,9 +235,12 @@ def test_a_large_legacy_database_upgrades_with_production_limits(empty_database,
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert rows(url, "SELECT version_num FROM alembic_version") == [(head,)]
     assert rows(url, 'SELECT count(*) FROM "Checkouts"') == [(LARGE - ORPHANS,)]
+    open_loans = rows(url, 'SELECT count(*) FROM "Checkouts" WHERE "returnedAt" IS NULL')[0][0]
+    assert open_loans > 0
     assert rows(url, 'SELECT type, count(*) FROM "CheckoutEvents" GROUP BY type ORDER BY type') == [
         ("imported", LARGE),
         ("purged", ORPHANS),
+        ("updated", open_loans),  # 0017: each open loan given its item
     ]
     engine = sa.create_engine(url)
     with engine.connect() as connection:
