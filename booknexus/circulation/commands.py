@@ -1,7 +1,7 @@
-"""Circulation's commands: lend an item, take it back, renew, close a loan as lost or claimed
-returned, delete a loan; place, capture and cancel holds; remove a reader with everything of
-theirs (erasure and anonymisation: ``privacy``). Where an item goes next: ``routing``; the
-items themselves: ``inventory``.
+"""Circulation's commands: lend a book's item, renew, delete a loan; place, capture and cancel
+holds; remove a reader with everything of theirs (erasure and anonymisation: ``privacy``).
+The desk's commands by barcode (check-out, check-in, returns, lost): ``desk``; where an item
+goes next: ``routing``; the items themselves: ``inventory``.
 
 Each is one function (session, actor, arguments -> the changed record, or a refusal from
 ``booknexus.refusals``) that takes its locks in the one order (``locks``), settles the book's
@@ -15,7 +15,6 @@ expired and copies passed on stand whatever the command wanted, so the caller co
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -28,27 +27,17 @@ from booknexus.branches.models import Branch
 from booknexus.catalog.models import Book
 from booknexus.circulation import locks
 from booknexus.circulation.eventlog import append as eventlog
-from booknexus.circulation.eventlog import streams
-from booknexus.circulation.eventlog.streams import FOUND, STATUS_CHANGED, STREAMS
-from booknexus.circulation.inventory import ItemRef, find_item, log_item
+from booknexus.circulation.eventlog.streams import STATUS_CHANGED, STREAMS
+from booknexus.circulation.inventory import find_item, log_item
 from booknexus.circulation.models import (
     AVAILABLE,
     CANCELLED,
     CHECKED_OUT,
-    CLAIMED,
-    CLAIMED_RETURNED,
-    DECLARED_LOST,
     FULFILLED,
-    IN_TRANSIT,
-    IN_TRANSIT_TO_PICKUP,
-    LOST,
     ON_HOLD_SHELF,
     OPEN,
     READY,
-    RETURNED,
-    UNACCOUNTED,
     WAITING,
-    WITHDRAWN,
     Checkout,
     Hold,
     Item,
@@ -56,20 +45,14 @@ from booknexus.circulation.models import (
 from booknexus.circulation.privacy import Policy, anonymise_on_closing
 from booknexus.circulation.queue import settle
 from booknexus.circulation.routing import (
-    HOLD_SHELF,
-    RESHELVE,
-    TRANSIT,
     Route,
     capture,
-    queue_actor,
-    receive,
     release,
-    route,
     shelve,
 )
 from booknexus.circulation.rules import Rules, ensure_may_borrow, ensure_may_hold
 from booknexus.db.schema import isoformat, utcnow
-from booknexus.refusals import Invalid, NotFound, Refused
+from booknexus.refusals import NotFound, Refused
 
 
 @contextmanager
@@ -82,7 +65,7 @@ def after_settling() -> Iterator[None]:
         raise
 
 
-def _open_checkout(session: Session, checkout_id: int) -> tuple[Book, Item | None, Checkout]:
+def open_checkout(session: Session, checkout_id: int) -> tuple[Book, Item | None, Checkout]:
     """The checkout, its book and its item, locked in that order's reverse (book, item, loan),
     refused if returned."""
     book = locks.lock_book_of(session, Checkout, checkout_id)
@@ -98,7 +81,7 @@ def _open_checkout(session: Session, checkout_id: int) -> tuple[Book, Item | Non
     return book, item, checkout
 
 
-def _closed(session: Session, actor: int | None, record, event: str, *, policy: Policy, **extra):
+def closed(session: Session, actor: int | None, record, event: str, *, policy: Policy, **extra):
     """A loan or a hold closed: logged, and its reader anonymised at once where the policy
     keeps no history (``0`` days)."""
     session.flush()
@@ -106,11 +89,11 @@ def _closed(session: Session, actor: int | None, record, event: str, *, policy: 
     anonymise_on_closing(session, policy, STREAMS[type(record)], record.id, session.get(User, record.user_id))
 
 
-def _own_hold(session: Session, hold_id: int | None) -> Hold | None:
+def the_readers_hold(session: Session, hold_id: int | None) -> Hold | None:
     return session.get(Hold, hold_id) if hold_id is not None else None
 
 
-def _ready_hold_on(session: Session, item: Item) -> Hold | None:
+def ready_hold_on(session: Session, item: Item) -> Hold | None:
     return session.scalars(select(Hold).where(Hold.item_id == item.id, Hold.status == READY)).first()
 
 
@@ -120,7 +103,7 @@ def ensure_lendable(session: Session, item: Item, user_id: int) -> None:
         return
     details = {"itemId": item.id, "barcode": item.barcode, "status": item.status}
     if item.status == ON_HOLD_SHELF:
-        hold = _ready_hold_on(session, item)
+        hold = ready_hold_on(session, item)
         if hold is not None and hold.user_id == user_id:
             return
         raise Refused(
@@ -148,7 +131,7 @@ def ensure_lendable(session: Session, item: Item, user_id: int) -> None:
     raise Refused("item_not_available", f"Item {item.barcode} is {item.status}: it cannot be lent.", details)
 
 
-def _lend(
+def lend(
     session: Session,
     actor: int | None,
     user: User,
@@ -213,7 +196,7 @@ def check_out(
     book = locks.lock_book(session, book_id)
     state = settle(session, book, rules, actor)
     with after_settling():
-        own_hold = _own_hold(session, ensure_may_borrow(session, user.id, book.id, rules, override))
+        own_hold = the_readers_hold(session, ensure_may_borrow(session, user.id, book.id, rules, override))
         if own_hold is not None and own_hold.status == READY and own_hold.item_id is not None:
             item = locks.lock_item(session, own_hold.item_id)
         else:
@@ -232,233 +215,14 @@ def check_out(
                     "setAside": state.set_aside,
                 },
             )
-    return _lend(
+    return lend(
         session, actor, user, book, item, branch_id, own_hold, rules=rules, days=days, override=override
     )
 
 
-def check_out_item(
-    session: Session,
-    actor: int | None,
-    user_id: int,
-    barcode: str,
-    branch_id: int,
-    *,
-    rules: Rules,
-    days: int | None = None,
-    override: bool = False,
-) -> Checkout:
-    """The desk's check-out: the scanned item to the reader. Refused (409, with what the desk
-    can show) past the loan rules (unless overridden), or when the item is on loan, on the hold
-    shelf for someone else, or not the library's to lend (in transit, missing, lost, ...)."""
-    ref = find_item(session, barcode)
-    user = locks.lock_borrower(session, user_id)
-    book = locks.lock_book(session, ref.book_id)
-    # the scanned item, and the one on the hold shelf for this reader if it is another: in id order
-    shelved_for_them = session.scalar(
-        select(Hold.item_id).where(Hold.user_id == user.id, Hold.book_id == book.id, Hold.status == READY)
-    )
-    items = {item.id: item for item in locks.lock_items(session, [ref.id, shelved_for_them])}
-    if ref.id not in items:
-        raise NotFound("item", barcode, key="barcode")
-    item = items[ref.id]
-    settle(session, book, rules, actor)
-    with after_settling():
-        own_hold = _own_hold(session, ensure_may_borrow(session, user.id, book.id, rules, override))
-        ensure_lendable(session, item, user.id)
-    freed = None
-    if own_hold is not None and own_hold.status == READY and own_hold.item_id not in (None, item.id):
-        freed = items.get(own_hold.item_id)
-    return _lend(
-        session,
-        actor,
-        user,
-        book,
-        item,
-        branch_id,
-        own_hold,
-        rules=rules,
-        days=days,
-        override=override,
-        freed=freed,
-    )
-
-
-@dataclass
-class CheckIn:
-    """What a check-in did, and what the desk must do with the item in its hand."""
-
-    item: Item
-    route: Route
-    checkout: Checkout | None = None  # the loan it closed
-    found: str | None = None  # the status of an item seen again (missing, lost, ...)
-
-
-def _close_loan(
-    session: Session,
-    actor: int | None,
-    checkout: Checkout,
-    at,
-    outcome: str,
-    event: str,
-    *,
-    policy: Policy,
-    **extra,
-) -> None:
-    checkout.returned_at = at
-    checkout.outcome = outcome
-    _closed(session, actor, checkout, event, policy=policy, **extra)
-
-
-def check_in(
-    session: Session,
-    actor: int | None,
-    barcode: str,
-    branch_id: int,
-    *,
-    rules: Rules,
-    policy: Policy,
-    returned_at=None,
-) -> CheckIn:
-    """The desk's check-in: the loan of the scanned item closes (at ``returned_at`` for a book
-    drop emptied later: not in the future, not before the loan) and the item is routed: to the
-    first hold in its queue, home, or the shelf. An item not on loan answers too: an arrival
-    from transit is received, a missing, lost or claimed-returned one is found."""
-    ref = find_item(session, barcode)
-    return _check_in(session, actor, ref, branch_id, rules=rules, policy=policy, returned_at=returned_at)
-
-
-def _check_in(
-    session: Session,
-    actor: int | None,
-    ref: ItemRef,
-    branch_id: int,
-    *,
-    rules: Rules,
-    policy: Policy,
-    returned_at,
-) -> CheckIn:
-    now = utcnow()
-    if returned_at is not None and returned_at > now:
-        raise Invalid(
-            "returned_in_future",
-            f"returnedAt {isoformat(returned_at)} is in the future.",
-            {"field": "returnedAt", "value": isoformat(returned_at)},
-        )
-    book = locks.lock_book(session, ref.book_id)
-    item = locks.lock_item(session, ref.id)
-    loan = locks.lock_open_loan_of(session, item.id)
-    if loan is not None and returned_at is not None and returned_at < loan.checked_out_at:
-        raise Invalid(
-            "returned_before_loan",
-            f"returnedAt {isoformat(returned_at)} is before the loan began "
-            f"({isoformat(loan.checked_out_at)}).",
-            {"field": "returnedAt", "checkedOutAt": isoformat(loan.checked_out_at)},
-        )
-    settle(session, book, rules, actor, now)  # may let this very item go (its hold lapsed)
-    result = CheckIn(item=item, route=Route(RESHELVE))
-    if loan is not None:
-        _close_loan(
-            session,
-            actor,
-            loan,
-            returned_at or now,
-            RETURNED,
-            eventlog.RETURNED,
-            policy=policy,
-            returnBranchId=branch_id,
-        )
-        result.checkout = loan
-    result.route = _route_scanned(session, actor, item, branch_id, result, rules, now)
-    return result
-
-
-def _route_scanned(
-    session: Session, actor: int | None, item: Item, branch_id: int, result: CheckIn, rules: Rules, now
-) -> Route:
-    if item.status in UNACCOUNTED:
-        result.found, item.status = item.status, AVAILABLE
-        item.current_branch_id = branch_id
-        log_item(session, item, FOUND, reason="checked_in", was=result.found)
-    if item.status == WITHDRAWN:
-        return Route(WITHDRAWN)  # not the library's any more: the desk sets it aside
-    if item.status == IN_TRANSIT:
-        if item.transit_to_branch_id != branch_id:
-            return Route(TRANSIT, destination=item.transit_to_branch_id)  # passing through
-        bound_for = _hold_holding(session, item, IN_TRANSIT_TO_PICKUP)
-        receive(session, item, branch_id)
-        if bound_for is not None and bound_for.pickup_branch_id == branch_id:
-            return capture(session, bound_for, item, branch_id, rules, queue_actor(bound_for, actor), now)
-    elif item.status == ON_HOLD_SHELF:
-        held_for = _hold_holding(session, item, READY)
-        if held_for is not None and held_for.pickup_branch_id == branch_id:
-            return Route(HOLD_SHELF, hold=held_for)  # scanned again: it stays where it is
-        if held_for is not None:  # found at the wrong branch: on its way to the right one
-            return capture(session, held_for, item, branch_id, rules, queue_actor(held_for, actor), now)
-    return route(session, item, branch_id, rules, actor, now)
-
-
-def _hold_holding(session: Session, item: Item, status: str) -> Hold | None:
-    return session.scalars(select(Hold).where(Hold.item_id == item.id, Hold.status == status)).first()
-
-
-def renew_item(session: Session, actor: int | None, barcode: str, *, rules: Rules) -> Checkout:
-    """The desk's renewal: the open loan of the scanned item."""
-    ref = find_item(session, barcode)
-    checkout_id = session.scalar(
-        select(Checkout.id).where(Checkout.item_id == ref.id, Checkout.returned_at.is_(None))
-    )
-    if checkout_id is None:
-        raise Refused("item_not_on_loan", f"Item {barcode.upper()} is not on loan.", {"itemId": ref.id})
-    return renew(session, actor, checkout_id, rules=rules)
-
-
-def return_loan(
-    session: Session,
-    actor: int | None,
-    checkout_id: int,
-    *,
-    rules: Rules,
-    policy: Policy,
-    branch_id: int | None = None,
-) -> CheckIn:
-    """The item comes back (at the loan's branch unless another is named) and is routed as a
-    check-in routes it."""
-    book, item, checkout = _open_checkout(session, checkout_id)
-    if item is None:  # a loan from before items (none is open after revision 0017)
-        checkout.returned_at = utcnow()
-        checkout.outcome = RETURNED
-        _closed(session, actor, checkout, eventlog.RETURNED, policy=policy)
-        return CheckIn(item=None, route=Route(RESHELVE), checkout=checkout)
-    at = branch_id or checkout.branch_id or item.current_branch_id
-    return _check_in(
-        session, actor, ItemRef(item.id, book.id), at, rules=rules, policy=policy, returned_at=None
-    )
-
-
-def close_loan_as(
-    session: Session, actor: int | None, checkout_id: int, outcome: str, *, rules: Rules, policy: Policy
-) -> Checkout:
-    """``lost`` (the reader declares the item lost) or ``claimed_returned`` (the reader says it
-    came back; the library has not seen it): the loan closes with that outcome, the item takes
-    it as its status until a check-in finds it."""
-    book, item, checkout = _open_checkout(session, checkout_id)
-    settle(session, book, rules, actor)
-    now = utcnow()
-    event, status = {
-        DECLARED_LOST: (streams.LOST, LOST),
-        CLAIMED: (streams.CLAIMED_RETURNED, CLAIMED_RETURNED),
-    }[outcome]
-    _close_loan(session, actor, checkout, now, outcome, event, policy=policy)
-    if item is not None:
-        item.status = status
-        log_item(session, item, STATUS_CHANGED, reason=outcome)
-    return checkout
-
-
 def renew(session: Session, actor: int | None, checkout_id: int, *, rules: Rules) -> Checkout:
     """Another loan period from the later of now and the due date, unless someone waits."""
-    book, _item, checkout = _open_checkout(session, checkout_id)
+    book, _item, checkout = open_checkout(session, checkout_id)
     settle(session, book, rules, actor)
     with after_settling():
         waiting = session.scalar(select(func.count()).where(Hold.book_id == book.id, Hold.status == WAITING))
@@ -588,7 +352,7 @@ def cancel_hold(session: Session, actor: int | None, hold_id: int, *, rules: Rul
             raise Refused("hold_ended", f"Hold {hold.id} is {hold.status} already.", {"status": hold.status})
     hold.status = CANCELLED
     hold.ended_at = now = utcnow()
-    _closed(session, actor, hold, eventlog.CANCELLED, policy=policy)
+    closed(session, actor, hold, eventlog.CANCELLED, policy=policy)
     if item is not None:
         release(session, item, rules, actor, now, reason="hold_cancelled")
     return hold

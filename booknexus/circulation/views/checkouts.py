@@ -7,7 +7,7 @@ from pyramid.httpexceptions import HTTPNoContent
 from sqlalchemy import bindparam, select
 
 from booknexus.accounts.roles import MANAGE
-from booknexus.circulation import commands
+from booknexus.circulation import commands, desk
 from booknexus.circulation.models import CLAIMED, DECLARED_LOST, Checkout
 from booknexus.circulation.privacy import policy
 from booknexus.circulation.rules import rules
@@ -95,7 +95,7 @@ def delete_checkout(request):
 @api_view(route_name="checkout_return", request_method="POST")
 def return_checkout(request):
     """The item back at its loan's branch, routed as the desk's check-in routes it."""
-    done = commands.return_loan(
+    done = desk.return_loan(
         request.dbsession,
         request.authenticated_userid,
         path_id(request),
@@ -106,7 +106,7 @@ def return_checkout(request):
 
 
 def close_as(request, outcome: str):
-    checkout = commands.close_loan_as(
+    checkout = desk.close_loan_as(
         request.dbsession,
         request.authenticated_userid,
         path_id(request),

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from booknexus.accounts.models import User
 from booknexus.accounts.queries import find_by_card
-from booknexus.circulation import commands
+from booknexus.circulation import desk
 from booknexus.circulation.models import Item
 from booknexus.circulation.privacy import policy
 from booknexus.circulation.rules import rules
@@ -42,7 +42,7 @@ def loan_with_item(checkout, item) -> dict:
 @api_view(route_name="desk_check_out", request_method="POST")
 def check_out(request):
     body = request.openapi_validated.body
-    checkout = commands.check_out_item(
+    checkout = desk.check_out_item(
         request.dbsession,
         request.authenticated_userid,
         reader_id(request, body),
@@ -98,7 +98,7 @@ def returned_at(value: str | None):
 @api_view(route_name="desk_check_in", request_method="POST")
 def check_in(request):
     body = request.openapi_validated.body
-    done = commands.check_in(
+    done = desk.check_in(
         request.dbsession,
         request.authenticated_userid,
         body["itemBarcode"],
@@ -113,7 +113,7 @@ def check_in(request):
 @api_view(route_name="desk_renew", request_method="POST")
 def renew(request):
     body = request.openapi_validated.body
-    checkout = commands.renew_item(
+    checkout = desk.renew_item(
         request.dbsession, request.authenticated_userid, body["itemBarcode"], rules=rules(request)
     )
     return serialize_checkout(checkout)
