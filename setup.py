@@ -27,6 +27,7 @@ requires = [
     "prometheus-client>=0.20,<1",
     # the JSON log lines of production.ini (pythonjsonlogger.json.JsonFormatter, new in 3.1)
     "python-json-logger>=3.1,<5",
+    "pyramid_jinja2>=2.10,<3",  # the catalogue's and the desk's pages, server-rendered
 ]
 
 # booknexus.login_limit.storage = redis://...: the counts shared by every worker and host
@@ -51,7 +52,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(exclude=["tests"]),
     include_package_data=True,
-    package_data={"booknexus": ["openapi.yaml"]},
+    package_data={"booknexus": ["openapi.yaml", "templates/*.html", "templates/*/*.html", "static/*"]},
     zip_safe=False,
     install_requires=requires,
     extras_require={"redis": redis_requires, "testing": tests_require},

@@ -34,6 +34,8 @@ def main(global_config, **settings):
         config.include("booknexus.web.errors")
         config.include("booknexus.web.health")
         config.include("booknexus.web.metrics")
+        # the web pages: Jinja2 templates, static files, the pages' security headers
+        config.include("booknexus.web.pages")
         # the library, one package per boundary: readers and librarians, the catalogue,
         # the branches, circulation (loans, holds, the queue, the rules, the logs), operations (startup)
         config.include("booknexus.accounts")

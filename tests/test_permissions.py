@@ -30,6 +30,16 @@ LOAN = timedelta(days=14)
 # borrowed or held). {book} is a book with copies to spare.
 MATRIX = {
     ("GET", "/health"): (("/health", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
+    # the public catalogue's pages and their static files
+    ("GET", "/"): (("/?q=spare", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
+    ("GET", "/catalogue/books/{id}"): (
+        ("/catalogue/books/{book}", None),
+        {ANON: 200, SELF: 200, OTHER: 200, LIB: 200},
+    ),
+    ("GET", "static/*subpath"): (
+        ("/static/booknexus.css", None),
+        {ANON: 200, SELF: 200, OTHER: 200, LIB: 200},
+    ),
     # also readable with booknexus.metrics.token (tests/test_observability.py)
     ("GET", "/metrics"): (("/metrics", None), {ANON: 401, SELF: 403, OTHER: 403, LIB: 200}),
     ("GET", "/openapi.yaml"): (("/openapi.yaml", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),

@@ -1,38 +1,17 @@
 from pyramid.httpexceptions import HTTPNoContent
 from pyramid.security import NO_PERMISSION_REQUIRED
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 
 from booknexus.accounts.roles import MAX_ID
 from booknexus.catalog import commands
 from booknexus.catalog.interfaces import stock
 from booknexus.catalog.isbn import InvalidIsbn, equivalents, normalise
+from booknexus.catalog.listing import BOOKS_WITH_STOCK, book_with_stock, books_with_stock, serialize_book
 from booknexus.catalog.models import Book
 from booknexus.catalog.search import matching_rows, search_page
-from booknexus.db.schema import timestamp
 from booknexus.web.api import api_view, keyset_rows, keyset_statement, path_id, query_params
 from booknexus.web.errors import ApiError, not_found
 from booknexus.web.reads import read_connection, snapshot
-
-BOOKS_WITH_STOCK = "booknexus.catalog.books_with_stock"
-BOOK_WITH_STOCK = "booknexus.catalog.book_with_stock"
-
-
-def serialize_book(book, branches: list[dict] | None) -> dict:
-    """A book (the model, or a row of its columns) and its items by branch, as the API shows
-    them: ``copies`` the items the library owns, ``available`` those on a shelf (not on loan,
-    on the hold shelf, in transit, missing or lost)."""
-    branches = branches or []
-    return {
-        "id": book.id,
-        "title": book.title,
-        "author": book.author,
-        "isbn": book.isbn,
-        "copies": book.copies,
-        "available": sum(branch["available"] for branch in branches),
-        "branches": branches,
-        "createdAt": timestamp(book.created_at),
-        "updatedAt": timestamp(book.updated_at),
-    }
 
 
 def valid_isbn(request, entered: str | None, book_id: int | None = None) -> str | None:
@@ -58,23 +37,6 @@ def book_id_after(after: str | None) -> int | None:
             400, "invalid_value", "after must be the next of the previous page.", {"field": "after"}
         )
     return int(after)
-
-
-# labelled with the model's attribute names: a Core row then reads like a Book
-BOOK_COLUMNS = tuple(
-    getattr(Book, name).label(name)
-    for name in ("id", "title", "author", "isbn", "copies", "created_at", "updated_at")
-)
-
-
-def books_with_stock(registry):
-    """Books' columns (named as the model's attributes, which ``serialize_book`` reads) and
-    their items by branch, in one statement; built once per application: constructing a
-    statement costs more CPU than running it."""
-    if BOOKS_WITH_STOCK not in registry:
-        availability = stock(registry).availability_column(Book.id).label("branches")
-        registry[BOOKS_WITH_STOCK] = select(*BOOK_COLUMNS, availability)
-    return registry[BOOKS_WITH_STOCK]
 
 
 @api_view(route_name="books", request_method="GET", permission=NO_PERMISSION_REQUIRED)
@@ -128,12 +90,6 @@ def books_page(registry, after: bool):
     if key not in registry:
         registry[key] = keyset_statement(books_with_stock(registry), Book.id, after)
     return registry[key]
-
-
-def book_with_stock(registry):
-    if BOOK_WITH_STOCK not in registry:
-        registry[BOOK_WITH_STOCK] = books_with_stock(registry).where(Book.id == bindparam("book_id"))
-    return registry[BOOK_WITH_STOCK]
 
 
 @api_view(route_name="book", request_method="GET", permission=NO_PERMISSION_REQUIRED)
