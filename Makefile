@@ -36,8 +36,14 @@ run: $(STAMP)
 	$(BIN)/booknexus-demo-data development.ini
 	$(BIN)/pserve development.ini
 
-## test: the whole suite, on SQLite and PostgreSQL, on every core (pytest-xdist)
-test: $(STAMP)
+# axe-core for the browser tests, pinned by tests/browser/package-lock.json (no CDN)
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --silent
+
+## test: the whole suite, on SQLite and PostgreSQL, on every core (pytest-xdist); the browser
+## tests drive Debian's Chromium (apt-get install chromium)
+test: $(STAMP) $(AXE)
 	$(BIN)/pytest -n auto tests $(PYTEST_ARGS)
 
 ## test-fast: the functional suite alone, without real servers, races, fuzzing or big data

@@ -38,6 +38,7 @@ tests_require = [
     "pytest>=8.0",
     "pytest-xdist>=3.5",  # make test runs on every core
     "webtest>=3.0",
+    "playwright>=1.50",  # the browser tests, driving Debian's Chromium (never a downloaded browser)
     "hypothesis>=6.100",
     "schemathesis>=4.0",
     "ruff>=0.5",
