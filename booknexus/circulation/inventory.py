@@ -37,14 +37,14 @@ PREFIX_SETTING = "booknexus.items.barcode_prefix"
 # item's status only through the desk's commands
 BY_HAND = {
     MISSING: (AVAILABLE, MISSING),
-    WITHDRAWN_STATUS: (AVAILABLE, MISSING, *UNACCOUNTED, WITHDRAWN_STATUS),
+    WITHDRAWN_STATUS: (AVAILABLE, *UNACCOUNTED, WITHDRAWN_STATUS),
     AVAILABLE: (*UNACCOUNTED, WITHDRAWN_STATUS, AVAILABLE),  # found, or taken back into stock
 }
 
 
 def barcode_prefix(settings: dict) -> str:
     prefix = normalise_barcode(str(settings.get(PREFIX_SETTING, "BN")))
-    if prefix and not BARCODE.fullmatch(prefix) or len(prefix) > 16:
+    if len(prefix) > 16 or (prefix and not BARCODE.fullmatch(prefix)):
         raise ValueError(f"{PREFIX_SETTING} = {prefix!r}: give 0-16 letters, digits or -")
     return prefix
 
