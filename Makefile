@@ -55,9 +55,10 @@ bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk)
 	$(BIN)/python bench/run.py
 
-## bench-scale: the items upgrade (0016 -> head) at 1,000,000 books / 5,000,000 loans, too long for make bench
+## bench-scale: the items upgrade (0016 -> head) at 1,000,000 books / 5,000,000 loans and a book's
+## availability at 1,000,000 books x 3 items against 1,000: too long for make bench
 bench-scale: $(STAMP)
-	BENCH_ONLY=bench_items_upgrade BENCH_ITEMS_BOOKS=1000000 $(BIN)/python bench/run.py
+	BENCH_ONLY=bench_items_upgrade,bench_book_availability BENCH_ITEMS_BOOKS=1000000 $(BIN)/python bench/run.py
 
 ## lint: ruff (lint and format) and import-linter's layers, all configured in pyproject.toml
 lint: $(STAMP)

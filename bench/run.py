@@ -1188,6 +1188,7 @@ def main() -> int:
             bench_privacy_writes,
             bench_workers,
             *items.BENCHES,
+            *(items.SCALE_BENCHES if ONLY else ()),  # make bench-scale names them
         ):
             if ONLY and bench.__name__ not in ONLY:
                 continue

@@ -2,6 +2,7 @@
 at 320 px, and checked by axe-core's WCAG 2.x A/AA rules."""
 
 import pytest
+
 from browser.axe_check import axe_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
