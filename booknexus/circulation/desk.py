@@ -74,14 +74,14 @@ def check_out_item(
     """The desk's check-out: the scanned item to the reader. Refused (409, with what the desk
     can show) past the loan rules (unless overridden), or when the item is on loan, on the hold
     shelf for someone else, or not the library's to lend (in transit, missing, lost, ...)."""
-    ref = find_item(session, barcode)
+    ref = find_item(session, barcode, reader=user_id)
     user = locks.lock_borrower(session, user_id)
     book = locks.lock_book(session, ref.book_id)
     # the scanned item, and the one on the hold shelf for this reader if it is another: in id order
-    shelved_for_them = session.scalar(
-        select(Hold.item_id).where(Hold.user_id == user.id, Hold.book_id == book.id, Hold.status == READY)
-    )
-    items = {item.id: item for item in locks.lock_items(session, [ref.id, shelved_for_them])}
+    if ref.shelved_for_reader in (None, ref.id):
+        items = {ref.id: locks.lock_item(session, ref.id)}
+    else:
+        items = {item.id: item for item in locks.lock_items(session, [ref.id, ref.shelved_for_reader])}
     if ref.id not in items:
         raise NotFound("item", barcode, key="barcode")
     item = items[ref.id]

@@ -13,7 +13,7 @@ count.
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from booknexus.catalog.models import Book
@@ -64,12 +64,26 @@ def valid_barcode(entered: str, field: str = "barcode") -> str:
 class ItemRef:
     id: int
     book_id: int
+    # the item on the hold shelf for the reader's own ready hold on that book, if a reader is named
+    shelved_for_reader: int | None = None
 
 
-def find_item(session: Session, barcode: str, field: str = "itemBarcode") -> ItemRef:
-    """The item a scan names (any case), before any lock: items never change book."""
+# compiled once, values bound: the first statement of every scan at the desk
+FIND_ITEM = text("""
+    SELECT i.id, i."bookId",
+           (SELECT h."itemId" FROM "Holds" h
+            WHERE h."userId" = :user AND h."bookId" = i."bookId" AND h.status = 'ready') AS shelved
+    FROM "Items" i WHERE i.barcode = :barcode
+""")
+
+
+def find_item(
+    session: Session, barcode: str, field: str = "itemBarcode", reader: int | None = None
+) -> ItemRef:
+    """The item a scan names (any case), before any lock (items never change book); with a
+    reader, in the same round trip, the item on the hold shelf for them."""
     barcode = valid_barcode(barcode, field)
-    found = session.execute(select(Item.id, Item.book_id).where(Item.barcode == barcode)).first()
+    found = session.execute(FIND_ITEM, {"barcode": barcode, "user": reader}).first()
     if found is None:
         raise NotFound("item", barcode, key="barcode")
     return ItemRef(*found)
