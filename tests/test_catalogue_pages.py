@@ -113,7 +113,7 @@ def test_the_stylesheet_is_cache_busted_and_cached_for_a_year(anonymous):
 
 def test_every_page_has_one_h1_a_skip_link_and_a_language(testapp, anonymous):
     book = make_book(testapp)
-    for url in ("/", "/?q=book", f"/catalogue/books/{book['id']}", "/catalogue/books/0"):
+    for url in ("/", "/?q=book", f"/catalogue/books/{book['id']}", "/catalogue/books/0", "/accessibility"):
         response = anonymous.get(url, status="*")
         page = Page(response.text)
         assert len(page.h1) == 1, url
@@ -122,3 +122,4 @@ def test_every_page_has_one_h1_a_skip_link_and_a_language(testapp, anonymous):
         labelled = {attrs.get("for") for tag, attrs in page.tags if tag == "label"}
         fields = {attrs.get("id") for tag, attrs in page.tags if tag == "input"}
         assert fields <= labelled, url
+        assert any(link.endswith("/accessibility") for link in page.links if link)  # from every page

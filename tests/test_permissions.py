@@ -36,6 +36,7 @@ MATRIX = {
         ("/catalogue/books/{book}", None),
         {ANON: 200, SELF: 200, OTHER: 200, LIB: 200},
     ),
+    ("GET", "/accessibility"): (("/accessibility", None), {ANON: 200, SELF: 200, OTHER: 200, LIB: 200}),
     ("GET", "static/*subpath"): (
         ("/static/booknexus.css", None),
         {ANON: 200, SELF: 200, OTHER: 200, LIB: 200},

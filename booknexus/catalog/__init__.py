@@ -7,3 +7,4 @@ def includeme(config):
     # the public catalogue's pages (catalog/pages.py)
     config.add_route("catalogue_home", "/")
     config.add_route("catalogue_book", "/catalogue/books/{id}")
+    config.add_route("accessibility", "/accessibility")

@@ -76,3 +76,14 @@ def book(request):
     with snapshot(request) as session:
         names = branch_names(session)
     return {"book": shown, "words": availability_in_words(shown, names)}
+
+
+@view_config(
+    route_name="accessibility",
+    request_method="GET",
+    renderer="accessibility.html",
+    permission=NO_PERMISSION_REQUIRED,
+)
+def accessibility(request):
+    """The accessibility statement: the target, how it is checked, the known gaps."""
+    return {}
