@@ -99,18 +99,6 @@ def settle(
     return shelf(session, book.id, now)
 
 
-def items_freed_by(session: Session, user_id: int) -> list[int]:
-    """Items on the hold shelf for this user's ready holds: free when the user goes. In id
-    order, the order to lock them in (the caller holds their books)."""
-    return list(
-        session.scalars(
-            select(Hold.item_id)
-            .where(Hold.user_id == user_id, Hold.status == READY, Hold.item_id.is_not(None))
-            .order_by(Hold.item_id)
-        )
-    )
-
-
 def books_with_lapsed_holds(session: Session, now: datetime) -> list[int]:
     """Books with a ready hold past its pickup date (served by the partial index on expiresAt)."""
     return list(
