@@ -53,7 +53,6 @@ class Shelf:
     on_loan: int  # open loans
     set_aside: int  # ready holds
     lapsed: bool  # a ready hold is past its pickup date
-    waiting: int  # holds in the queue
 
 
 # one statement, compiled once: the hot path of every checkout, return and hold
@@ -61,14 +60,13 @@ SHELF = text("""
     SELECT (SELECT count(*) FROM "Checkouts" WHERE "bookId" = :book AND "returnedAt" IS NULL),
            (SELECT count(*) FROM "Holds" WHERE "bookId" = :book AND status = 'ready'),
            EXISTS (SELECT 1 FROM "Holds"
-                   WHERE "bookId" = :book AND status = 'ready' AND "expiresAt" <= :now),
-           (SELECT count(*) FROM "Holds" WHERE "bookId" = :book AND status = 'waiting')
+                   WHERE "bookId" = :book AND status = 'ready' AND "expiresAt" <= :now)
 """).bindparams(bindparam("now", type_=UTCDateTime))
 
 
 def shelf(session: Session, book_id: int, now: datetime) -> Shelf:
-    on_loan, set_aside, lapsed, waiting = session.execute(SHELF, {"book": book_id, "now": now}).one()
-    return Shelf(on_loan, set_aside, bool(lapsed), waiting)
+    on_loan, set_aside, lapsed = session.execute(SHELF, {"book": book_id, "now": now}).one()
+    return Shelf(on_loan, set_aside, bool(lapsed))
 
 
 def settle(
